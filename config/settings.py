@@ -1,0 +1,199 @@
+"""Pulse settings, read from the environment through django-environ.
+
+Every registry that lets a lower layer call a higher one (DESIGN.md §2) is an
+ordered list of dotted paths below, like MIDDLEWARE.
+"""
+
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(environ.Env().str("PULSE_VAR_DIR", default=str(BASE_DIR / "var"))).resolve()
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+env = environ.Env(
+    DEBUG=(bool, False),
+    ALLOWED_HOSTS=(list, ["127.0.0.1", "localhost", "testserver"]),
+    LOOPS_ENABLED=(bool, True),
+)
+
+
+def _secret_key() -> str:
+    """SECRET_KEY from the environment, else one generated once into var/."""
+    if env.str("SECRET_KEY", default=""):
+        return env.str("SECRET_KEY")
+    key_file = VAR_DIR / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_urlsafe(50))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env("DEBUG")
+ALLOWED_HOSTS = env("ALLOWED_HOSTS")
+LOOPS_ENABLED = env("LOOPS_ENABLED")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_rq",
+    "engagement",
+    "campaigns",
+    "profiles",
+    "buckets",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------
+DATABASES = {
+    "default": env.db_url(
+        "DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'pulse.sqlite3'}"
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+        "init_command": (
+            "PRAGMA journal_mode=WAL;"
+            "PRAGMA synchronous=NORMAL;"
+            "PRAGMA busy_timeout=30000;"
+            "PRAGMA foreign_keys=ON;"
+        ),
+    }
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_pulse.sqlite3")}
+elif env.bool("PULSE_DB_POOL", default=False):
+    # Web processes (gunicorn sets PULSE_DB_POOL in config/gunicorn.conf.py)
+    # share a psycopg pool; forking RQ workers keep plain connections.
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": env.int("PULSE_DB_POOL_SIZE", default=8),
+        "timeout": 10,
+    }
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis and RQ ---------------------------------------------------------
+EMBEDDED_REDIS_PORT = env.int("EMBEDDED_REDIS_PORT", default=6480)
+REDIS_EMBEDDED = not env.str("REDIS_URL", default="")
+REDIS_URL = env.str("REDIS_URL", default=f"redis://127.0.0.1:{EMBEDDED_REDIS_PORT}/0")
+REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=2.0)
+
+RQ_QUEUES = {
+    name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": timeout}
+    for name, timeout in (
+        ("signals", 600),
+        ("messages", 600),
+        ("sweeps", 3600),
+        ("default", 600),
+    )
+}
+RQ = {"DEFAULT_RESULT_TTL": 3600}
+
+# --- Auth, i18n, static ---------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+
+# --- Logging: structured key=value lines ----------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "kv": {"format": "ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "kv"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+# --- Pulse ----------------------------------------------------------------
+PULSE_REALTIME_HORIZON = timedelta(seconds=env.int("PULSE_REALTIME_HORIZON", default=3600))
+PULSE_MAX_SIGNAL_AGE = timedelta(days=env.int("PULSE_MAX_SIGNAL_AGE_DAYS", default=30))
+PULSE_MAX_FUTURE_SKEW = timedelta(minutes=5)
+PULSE_MAX_BODY_BYTES = 1024 * 1024
+PULSE_MAX_BATCH = 1000
+PULSE_DRAIN_BATCH_SIZE = env.int("PULSE_DRAIN_BATCH_SIZE", default=500)
+PULSE_API_KEY_CACHE_SECONDS = 5
+PULSE_JOB_RUN_RETENTION_DAYS = env.int("PULSE_JOB_RUN_RETENTION_DAYS", default=30)
+PULSE_SCHEDULER_SILENT_AFTER = timedelta(minutes=3)
+# Requests per minute per API key, by the scope the endpoint needs.
+PULSE_RATE_LIMITS = {
+    "ingest": env.int("PULSE_RATE_LIMIT_INGEST", default=6000),
+    "read": env.int("PULSE_RATE_LIMIT_READ", default=3000),
+    "admin": env.int("PULSE_RATE_LIMIT_ADMIN", default=600),
+}
+
+# Ordered registries (DESIGN.md §2).
+PULSE_SIGNAL_HANDLERS = [
+    "engagement.handlers.record_last_seen",
+]
+PULSE_USER_MERGE_HANDLERS = [
+    "engagement.merge_handlers.move_memberships",
+    "engagement.merge_handlers.move_signals",
+]
+PULSE_USER_ERASE_HANDLERS = [
+    "engagement.erase_handlers.erase_signals",
+    "engagement.erase_handlers.count_memberships",
+]
+PULSE_USER_SECTIONS = [
+    "engagement.user_sections.memberships",
+    "engagement.user_sections.recent_signals",
+]
+PULSE_USER_ADMIN_PANELS = [
+    "engagement.admin_panels.recent_signals",
+]
+PULSE_OPENAPI_FRAGMENTS = [
+    "engagement.openapi.FRAGMENT",
+]
+PULSE_AUDIENCES = []
+# (kind, UTC cron expression, dotted job function); see engagement/scheduler.py
+PULSE_SCHEDULES = [
+    ("prune_job_runs", "17 3 * * *", "engagement.maintenance.prune_job_runs"),
+]

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class EngagementConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "engagement"
+    verbose_name = "Engagement"

@@ -1,0 +1,81 @@
+"""Insert-or-ignore and upsert with returned rows, on PostgreSQL and SQLite alike.
+
+`bulk_create(ignore_conflicts=True)` returns no ids and on SQLite swallows
+unrelated errors too (DESIGN.md §3); this helper emits
+`INSERT … ON CONFLICT (…) DO NOTHING | DO UPDATE … RETURNING …`, which both
+databases understand, and reports which rows were inserted.
+"""
+
+from collections.abc import Iterable, Sequence
+
+from django.db import connection, models
+
+CHUNK_ROWS = 500
+
+
+def insert_returning(
+    model: type[models.Model],
+    rows: Sequence[dict],
+    *,
+    conflict_fields: Iterable[str],
+    update_fields: Iterable[str] = (),
+    returning: Sequence[str] = ("id",),
+) -> list[dict]:
+    """Insert `rows` (dicts of field name → value); return one dict per row written.
+
+    Without `update_fields`, conflicting rows are skipped and absent from the
+    result (insert-or-ignore). With them, conflicting rows are updated from the
+    incoming values and returned too (upsert). Chunked to stay under SQLite's
+    parameter limit; one statement per chunk.
+    """
+    if not rows:
+        return []
+    names = list(rows[0])
+    fields = [model._meta.get_field(name) for name in names]
+    conflict = [model._meta.get_field(name).column for name in conflict_fields]
+    updates = [model._meta.get_field(name).column for name in update_fields]
+    returned = [model._meta.get_field(name) for name in returning]
+    results: list[dict] = []
+    per_chunk = max(1, min(CHUNK_ROWS, 30000 // max(1, len(fields))))
+    for start in range(0, len(rows), per_chunk):
+        chunk = rows[start : start + per_chunk]
+        sql, params = _statement(model, names, fields, conflict, updates, returned, chunk)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            for values in cursor.fetchall():
+                results.append(_decode(returned, values))
+    return results
+
+
+def _statement(model, names, fields, conflict, updates, returned, chunk):
+    qn = connection.ops.quote_name
+    columns = ", ".join(qn(f.column) for f in fields)
+    row_sql = "(" + ", ".join(_placeholder(f) for f in fields) + ")"
+    params: list = []
+    for row in chunk:
+        for name, field in zip(names, fields, strict=True):
+            params.append(field.get_db_prep_save(row[name], connection))
+    if updates:
+        action = "DO UPDATE SET " + ", ".join(f"{qn(c)} = EXCLUDED.{qn(c)}" for c in updates)
+    else:
+        action = "DO NOTHING"
+    sql = (
+        f"INSERT INTO {qn(model._meta.db_table)} ({columns}) VALUES "
+        + ", ".join([row_sql] * len(chunk))
+        + f" ON CONFLICT ({', '.join(qn(c) for c in conflict)}) {action}"
+        + f" RETURNING {', '.join(qn(f.column) for f in returned)}"
+    )
+    return sql, params
+
+
+def _placeholder(field) -> str:
+    if connection.vendor == "postgresql" and isinstance(field, models.JSONField):
+        return "%s::jsonb"
+    return "%s"
+
+
+def _decode(fields, values) -> dict:
+    return {
+        field.attname: field.to_python(value)
+        for field, value in zip(fields, values, strict=True)
+    }

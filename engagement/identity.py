@@ -1,0 +1,383 @@
+"""Identity resolution and merge: the one door every entry point uses to find a user.
+
+Given any of external id, anonymous id and email, `resolve_user` finds the
+user or creates one, fills in identifiers it lacks and, when the identifiers
+point at several users, merges them into one survivor. `resolve_users` does
+the same for a whole ingest batch with a fixed number of queries on the common
+path (known users, brand-new users) and falls back to `resolve_user` only for
+the rows that need a merge or a fill-in.
+"""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+from django.db.models import OuterRef, Q, Subquery
+
+from .models import EndUser, Membership, UserAlias
+from .registry import entries
+
+KINDS = ("external_id", "anonymous_id", "email")
+RETRIES = 4
+
+
+class IdentityConflict(Exception):
+    """The identifiers name users with different external ids: never merged (HTTP 409)."""
+
+    code = "identity_conflict"
+
+
+@dataclass(frozen=True)
+class Identifiers:
+    external_id: str | None = None
+    anonymous_id: str | None = None
+    email: str | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "email", normalize_email(self.email))
+
+    def pairs(self) -> list[tuple[str, str]]:
+        return [(kind, getattr(self, kind)) for kind in KINDS if getattr(self, kind)]
+
+    def __bool__(self) -> bool:
+        return bool(self.pairs())
+
+
+@dataclass
+class Resolution:
+    user: EndUser
+    created: bool = False
+    merged_ids: list[int] = field(default_factory=list)
+    changed_fields: list[str] = field(default_factory=list)
+
+
+def normalize_email(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip().lower()
+    return value or None
+
+
+def apply_properties_patch(properties: dict, patch: dict | None) -> dict:
+    """Shallow merge: the patch wins and a `null` value deletes the key."""
+    merged = dict(properties or {})
+    for key, value in (patch or {}).items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
+
+
+# --- lookups --------------------------------------------------------------
+
+
+def _identifier_filter(pairs: Iterable[tuple[str, str]]) -> Q:
+    by_kind: dict[str, set[str]] = {}
+    for kind, value in pairs:
+        by_kind.setdefault(kind, set()).add(value)
+    query = Q(pk__in=[])
+    for kind, values in by_kind.items():
+        query |= Q(**{f"{kind}__in": values})
+    return query
+
+
+def _candidates(pairs: Sequence[tuple[str, str]], lock: bool = False) -> dict[int, EndUser]:
+    """Live users holding any of the identifiers, directly or through a merge alias."""
+    if not pairs:
+        return {}
+    alias_ids = set(
+        UserAlias.objects.filter(_identifier_filter_alias(pairs)).values_list("user_id", flat=True)
+    )
+    query = EndUser.objects.filter(deleted_at__isnull=True).filter(
+        _identifier_filter(pairs) | Q(pk__in=alias_ids)
+    )
+    if lock:
+        query = query.select_for_update().order_by("pk")
+    return {user.pk: user for user in query}
+
+
+def _identifier_filter_alias(pairs: Iterable[tuple[str, str]]) -> Q:
+    query = Q(pk__in=[])
+    for kind, value in pairs:
+        query |= Q(kind=kind, value=value)
+    return query
+
+
+def find_user(ids: Identifiers) -> EndUser | None:
+    """The live user these identifiers name, without creating or merging anything."""
+    users = _candidates(ids.pairs())
+    if len(users) == 1:
+        return next(iter(users.values()))
+    if not users:
+        return None
+    # Ambiguous read: prefer the strongest identifier.
+    for kind, value in ids.pairs():
+        for user in users.values():
+            if getattr(user, kind) == value:
+                return user
+    return min(users.values(), key=lambda u: u.pk)
+
+
+# --- resolving one identity -----------------------------------------------
+
+
+def resolve_user(
+    ids: Identifiers,
+    *,
+    now: datetime,
+    properties: dict | None = None,
+    timezone: str | None = None,
+    locale: str | None = None,
+) -> Resolution:
+    """Find or create the user, fill identifiers, merge duplicates, apply the patch.
+
+    Runs in a savepoint and retries when a concurrent request created the same
+    identifier first, so two requests never create two users.
+    """
+    if not ids:
+        raise ValueError("at least one identifier is required")
+    for attempt in range(RETRIES):
+        try:
+            with transaction.atomic():
+                resolution = _resolve_locked(ids, now)
+                _apply_attributes(resolution, properties, timezone, locale)
+                return resolution
+        except IntegrityError:
+            if attempt == RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _resolve_locked(ids: Identifiers, now: datetime) -> Resolution:
+    users = list(_candidates(ids.pairs(), lock=True).values())
+    _check_external_ids(users, ids)
+    if not users:
+        user = EndUser.objects.create(
+            external_id=ids.external_id,
+            anonymous_id=ids.anonymous_id,
+            email=ids.email,
+            first_seen_at=now,
+        )
+        return Resolution(user=user, created=True)
+    merged_ids: list[int] = []
+    if len(users) > 1:
+        survivor = merge_users(users, now=now)
+        merged_ids = [u.pk for u in users if u.pk != survivor.pk]
+    else:
+        survivor = users[0]
+    changed = _fill_identifiers(survivor, ids, now)
+    return Resolution(user=survivor, merged_ids=merged_ids, changed_fields=changed)
+
+
+def _check_external_ids(users: Sequence[EndUser], ids: Identifiers) -> None:
+    external = {u.external_id for u in users if u.external_id}
+    if ids.external_id:
+        external.add(ids.external_id)
+    if len(external) > 1:
+        raise IdentityConflict(
+            "these identifiers belong to users with different external ids: "
+            + ", ".join(sorted(external))
+        )
+
+
+def _fill_identifiers(user: EndUser, ids: Identifiers, now: datetime) -> list[str]:
+    """Give the user identifiers it lacks; a new email replaces the old one.
+
+    An extra anonymous id (a second device) becomes an alias of the user.
+    """
+    changed = []
+    if ids.external_id and not user.external_id:
+        user.external_id = ids.external_id
+        changed.append("external_id")
+    if ids.email and user.email != ids.email:
+        user.email = ids.email
+        changed.append("email")
+    if ids.anonymous_id and user.anonymous_id != ids.anonymous_id:
+        if not user.anonymous_id:
+            user.anonymous_id = ids.anonymous_id
+            changed.append("anonymous_id")
+        else:
+            _add_aliases(user, [("anonymous_id", ids.anonymous_id)], now)
+    if changed:
+        user.save(update_fields=changed)
+    return changed
+
+
+def _add_aliases(user: EndUser, pairs: Iterable[tuple[str, str]], now: datetime) -> None:
+    for kind, value in pairs:
+        UserAlias.objects.update_or_create(
+            kind=kind, value=value, defaults={"user": user, "created_at": now}
+        )
+
+
+def _apply_attributes(resolution, properties, timezone, locale) -> None:
+    user = resolution.user
+    changed = []
+    if properties:
+        merged = apply_properties_patch(user.properties, properties)
+        if merged != user.properties:
+            user.properties = merged
+            changed.append("properties")
+    for name, value in (("timezone", timezone), ("locale", locale)):
+        if value is not None and getattr(user, name) != value:
+            setattr(user, name, value)
+            changed.append(name)
+    if changed:
+        user.save(update_fields=changed)
+        resolution.changed_fields.extend(changed)
+
+
+# --- merge ----------------------------------------------------------------
+
+
+def pick_survivor(users: Sequence[EndUser]) -> EndUser:
+    """The one with an external id, else the oldest first_seen_at, else the lowest id."""
+    return min(users, key=lambda u: (u.external_id is None, u.first_seen_at, u.pk))
+
+
+def merge_users(users: Sequence[EndUser], *, now: datetime) -> EndUser:
+    """Fold `users` into one survivor; losers are soft-deleted and leave aliases behind."""
+    _check_external_ids(users, Identifiers())
+    survivor = pick_survivor(users)
+    losers = sorted((u for u in users if u.pk != survivor.pk), key=lambda u: u.pk)
+    if not losers:
+        return survivor
+    for handler in entries("PULSE_USER_MERGE_HANDLERS"):
+        handler(survivor, losers, now)
+
+    properties: dict = {}
+    for loser in losers:
+        properties.update(loser.properties or {})
+    properties.update(survivor.properties or {})
+    survivor.properties = properties
+    survivor.reengagement_opt_out = survivor.reengagement_opt_out or any(
+        u.reengagement_opt_out for u in losers
+    )
+    survivor.first_seen_at = min(u.first_seen_at for u in users)
+    seen = [u.last_seen_at for u in users if u.last_seen_at]
+    survivor.last_seen_at = max(seen) if seen else None
+    for name in ("timezone", "locale"):
+        if not getattr(survivor, name):
+            setattr(survivor, name, next((getattr(u, name) for u in losers if getattr(u, name)), ""))
+
+    inherited = _retire_losers(survivor, losers, now)
+    for kind, value in inherited:
+        if not getattr(survivor, kind):
+            setattr(survivor, kind, value)
+    survivor.save()
+    _add_aliases(
+        survivor, [(k, v) for k, v in inherited if getattr(survivor, k) != v], now
+    )
+    refresh_primary_tenants([survivor.pk])
+    survivor.refresh_from_db()
+    return survivor
+
+
+def _retire_losers(survivor: EndUser, losers: Sequence[EndUser], now) -> list[tuple[str, str]]:
+    """Soft-delete the losers, freeing their identifiers; return those identifiers."""
+    inherited = []
+    loser_ids = [u.pk for u in losers]
+    for loser in losers:
+        inherited.extend((kind, getattr(loser, kind)) for kind in KINDS if getattr(loser, kind))
+    EndUser.objects.filter(pk__in=loser_ids).update(
+        deleted_at=now, merged_into=survivor, external_id=None, anonymous_id=None, email=None
+    )
+    UserAlias.objects.filter(user_id__in=loser_ids).update(user=survivor)
+    return inherited
+
+
+def refresh_primary_tenants(user_ids: Iterable[int]) -> None:
+    """Primary tenant = the membership joined first, ties to the lowest membership id."""
+    first = (
+        Membership.objects.filter(user_id=OuterRef("pk"))
+        .order_by("joined_at", "pk")
+        .values("tenant_id")[:1]
+    )
+    EndUser.objects.filter(pk__in=list(user_ids)).update(primary_tenant_id=Subquery(first))
+
+
+# --- resolving a batch ----------------------------------------------------
+
+
+def resolve_users(identities: Sequence[Identifiers], *, now: datetime) -> dict[Identifiers, EndUser]:
+    """Resolve every identity of an ingest batch; returns identity → live user.
+
+    Known users and brand-new ones cost a fixed number of queries for the whole
+    batch. Rows that need a merge, a fill-in or that overlap another new row
+    go through `resolve_user` one by one, in order.
+    """
+    distinct = list(dict.fromkeys(i for i in identities if i))
+    all_pairs = sorted({pair for ids in distinct for pair in ids.pairs()})
+    users = _candidates(all_pairs)
+    by_pair = _index_by_pair(users.values())
+    by_pair.update(_alias_index(all_pairs, users))
+
+    resolved: dict[Identifiers, EndUser] = {}
+    fresh: list[Identifiers] = []
+    slow: list[Identifiers] = []
+    for ids in distinct:
+        matched = {by_pair[p].pk: by_pair[p] for p in ids.pairs() if p in by_pair}
+        if len(matched) == 1:
+            user = next(iter(matched.values()))
+            if _needs_nothing(user, ids, by_pair):
+                resolved[ids] = user
+                continue
+        (fresh if not matched else slow).append(ids)
+
+    fresh, overlapping = _split_overlapping(fresh)
+    slow.extend(overlapping)
+    resolved.update(_create_fresh(fresh, now, slow))
+    for ids in slow:
+        resolved[ids] = resolve_user(ids, now=now).user
+    return resolved
+
+
+def _index_by_pair(users: Iterable[EndUser]) -> dict[tuple[str, str], EndUser]:
+    index = {}
+    for user in users:
+        for kind in KINDS:
+            if getattr(user, kind):
+                index[(kind, getattr(user, kind))] = user
+    return index
+
+
+def _alias_index(pairs, users: dict[int, EndUser]) -> dict[tuple[str, str], EndUser]:
+    if not pairs:
+        return {}
+    aliases = UserAlias.objects.filter(_identifier_filter_alias(pairs))
+    return {(a.kind, a.value): users[a.user_id] for a in aliases if a.user_id in users}
+
+
+def _needs_nothing(user: EndUser, ids: Identifiers, by_pair) -> bool:
+    return all(by_pair.get(pair) is user for pair in ids.pairs())
+
+
+def _split_overlapping(fresh: list[Identifiers]) -> tuple[list[Identifiers], list[Identifiers]]:
+    counts: dict[tuple[str, str], int] = {}
+    for ids in fresh:
+        for pair in ids.pairs():
+            counts[pair] = counts.get(pair, 0) + 1
+    alone = [ids for ids in fresh if all(counts[p] == 1 for p in ids.pairs())]
+    shared = [ids for ids in fresh if any(counts[p] > 1 for p in ids.pairs())]
+    return alone, shared
+
+
+def _create_fresh(fresh: list[Identifiers], now, slow: list[Identifiers]) -> dict:
+    """Bulk-create users for identities nobody holds; on a race, fall back to `slow`."""
+    if not fresh:
+        return {}
+    rows = [
+        EndUser(
+            external_id=i.external_id, anonymous_id=i.anonymous_id, email=i.email, first_seen_at=now
+        )
+        for i in fresh
+    ]
+    try:
+        with transaction.atomic():
+            created = EndUser.objects.bulk_create(rows)
+    except IntegrityError:
+        slow.extend(fresh)
+        return {}
+    return dict(zip(fresh, created, strict=True))

@@ -1,0 +1,163 @@
+"""Writing signals into the log: bulk identity resolution, one transaction, wake the drain.
+
+Every entry point (native API, Segment API, imports, system events) ends here.
+A signal is durable when `ingest_signals` returns; the drain is woken after
+commit and never waited on.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+
+from .bulk import insert_returning
+from .identity import Identifiers, resolve_users
+from .models import EndUser, Signal
+from .tenancy import ensure_memberships, ensure_tenants
+from .wake import wake_drain_on_commit
+
+Source = Signal.Source
+
+
+@dataclass
+class SignalInput:
+    ids: Identifiers
+    name: str
+    occurred_at: datetime | None = None
+    properties: dict = field(default_factory=dict)
+    context: dict = field(default_factory=dict)
+    tenant_key: str | None = None
+    feature: str | None = None
+    item: str | None = None
+    interaction: str | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass
+class IngestResult:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[dict] = field(default_factory=list)
+    signal_ids: list[int] = field(default_factory=list)
+
+    def as_json(self) -> dict:
+        return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected}
+
+
+def timing_errors(occurred_at: datetime, *, source: str, now: datetime) -> list[dict]:
+    """API and Segment signals may not come from the future or from too long ago."""
+    if source in (Source.IMPORT, Source.SYSTEM):
+        return []
+    if occurred_at > now + settings.PULSE_MAX_FUTURE_SKEW:
+        return [{"field": "occurred_at", "message": "is more than 5 minutes in the future"}]
+    if occurred_at < now - settings.PULSE_MAX_SIGNAL_AGE:
+        days = settings.PULSE_MAX_SIGNAL_AGE.days
+        return [{"field": "occurred_at", "message": f"is older than the maximum age of {days} days"}]
+    return []
+
+
+def is_realtime(occurred_at: datetime, *, source: str, now: datetime) -> bool:
+    """History informs, it does not act (DESIGN.md §1)."""
+    return source != Source.IMPORT and occurred_at >= now - settings.PULSE_REALTIME_HORIZON
+
+
+def ingest_signals(
+    items: Sequence[SignalInput],
+    *,
+    source: str,
+    now: datetime,
+    offset: int = 0,
+) -> IngestResult:
+    """Store `items` as signals; an item failing the timing rules is rejected alone.
+
+    `offset` shifts the indexes reported in `rejected` (for callers that
+    validated a larger list first).
+    """
+    result = IngestResult()
+    valid: list[SignalInput] = []
+    for index, item in enumerate(items):
+        item.occurred_at = item.occurred_at or now
+        errors = timing_errors(item.occurred_at, source=source, now=now)
+        if errors:
+            result.rejected.append({"index": index + offset, "errors": errors})
+        else:
+            valid.append(item)
+    if not valid:
+        return result
+    with transaction.atomic():
+        rows = _rows(valid, source=source, now=now)
+        written = insert_returning(
+            Signal, rows, conflict_fields=["idempotency_key"], returning=("id",)
+        )
+        wake_drain_on_commit()
+    result.accepted = len(written)
+    result.duplicates = len(valid) - len(written)
+    result.signal_ids = [row["id"] for row in written]
+    return result
+
+
+def _rows(items: Sequence[SignalInput], *, source: str, now: datetime) -> list[dict]:
+    users = resolve_users([i.ids for i in items], now=now)
+    tenants = ensure_tenants([i.tenant_key for i in items if i.tenant_key], now=now)
+    ensure_memberships(
+        (users[i.ids].pk, tenants[i.tenant_key].pk, i.occurred_at) for i in items if i.tenant_key
+    )
+    primary = dict(
+        EndUser.objects.filter(pk__in={u.pk for u in users.values()}).values_list(
+            "pk", "primary_tenant_id"
+        )
+    )
+    rows = []
+    for item in items:
+        user = users[item.ids]
+        tenant_id = tenants[item.tenant_key].pk if item.tenant_key else primary.get(user.pk)
+        rows.append(
+            {
+                "user_id": user.pk,
+                "tenant_id": tenant_id,
+                "name": item.name,
+                "feature": item.feature,
+                "item": item.item,
+                "interaction": item.interaction,
+                "properties": item.properties or {},
+                "context": item.context or {},
+                "occurred_at": item.occurred_at,
+                "received_at": now,
+                "idempotency_key": item.idempotency_key,
+                "source": source,
+                "realtime": is_realtime(item.occurred_at, source=source, now=now),
+                "state": Signal.State.PENDING,
+                "processed_at": None,
+                "error": "",
+            }
+        )
+    return rows
+
+
+def record_system_signal(
+    user: EndUser,
+    name: str,
+    *,
+    now: datetime,
+    properties: dict | None = None,
+    tenant_id: int | None = None,
+    idempotency_key: str | None = None,
+) -> None:
+    """Append a `source=system` signal (`$identify`, `$group`, `$alias`, …) in the caller's
+    transaction, so every rule that watches users sees the change through one door."""
+    if tenant_id is None:
+        tenant_id = EndUser.objects.filter(pk=user.pk).values_list("primary_tenant_id", flat=True)[0]
+    Signal.objects.create(
+        user=user,
+        tenant_id=tenant_id,
+        name=name,
+        properties=properties or {},
+        occurred_at=now,
+        received_at=now,
+        source=Signal.Source.SYSTEM,
+        idempotency_key=idempotency_key,
+        realtime=True,
+    )
+    wake_drain_on_commit()

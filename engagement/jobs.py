@@ -1,0 +1,33 @@
+"""Thin RQ entry points. They take primary keys or nothing, never model instances."""
+
+import logging
+from datetime import datetime
+
+import redis
+
+from .redis_client import get_redis, warn_unavailable
+
+log = logging.getLogger("pulse.jobs")
+TICK_KEY = "pulse:scheduler:last_tick"
+
+
+def drain() -> dict:
+    """Drain every pending signal (woken by ingest, and by the tick)."""
+    from .pipeline import process_signals
+    from .wake import clear_wake_flag
+
+    clear_wake_flag()
+    result = process_signals()
+    return {"batches": result.batches, "processed": result.processed, "failed": result.failed}
+
+
+def note_tick(now: datetime) -> None:
+    try:
+        get_redis().set(TICK_KEY, now.isoformat(), ex=24 * 3600)
+    except redis.RedisError as exc:
+        warn_unavailable("scheduler_heartbeat", exc)
+
+
+def last_tick() -> str | None:
+    value = get_redis().get(TICK_KEY)
+    return value.decode() if value else None

@@ -1,0 +1,15 @@
+from .identity import EndUser, Erasure, Membership, Tenant, UserAlias
+from .jobs import JobRun
+from .keys import ApiKey
+from .signals import Signal
+
+__all__ = [
+    "ApiKey",
+    "EndUser",
+    "Erasure",
+    "JobRun",
+    "Membership",
+    "Signal",
+    "Tenant",
+    "UserAlias",
+]

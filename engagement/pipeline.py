@@ -1,0 +1,141 @@
+"""The drain: claim a batch of pending signals, run every handler, mark them processed.
+
+All three steps happen in ONE transaction, so a batch is either fully applied
+or still pending. Handlers come from PULSE_SIGNAL_HANDLERS, in order; each is
+called as `handler(signals, context)` with the whole batch and must be
+set-based and idempotent (replay runs them again). When a batch fails it is
+split in halves until the failing signal is isolated; that one is marked
+failed with its error and the rest proceed.
+"""
+
+import logging
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from .models import Signal
+from .registry import entries
+
+log = logging.getLogger("pulse.drain")
+State = Signal.State
+
+
+@dataclass(frozen=True)
+class HandlerContext:
+    now: datetime
+    replay: bool = False
+
+
+@dataclass
+class DrainResult:
+    batches: int = 0
+    processed: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def process_signals(
+    *,
+    now: datetime | None = None,
+    batch_size: int | None = None,
+    max_batches: int | None = None,
+) -> DrainResult:
+    """Drain pending signals batch by batch until none is left (or `max_batches`)."""
+    batch_size = batch_size or settings.PULSE_DRAIN_BATCH_SIZE
+    handlers = entries("PULSE_SIGNAL_HANDLERS")
+    result = DrainResult()
+    while max_batches is None or result.batches < max_batches:
+        started = time.monotonic()
+        with transaction.atomic():
+            batch = claim_batch(batch_size)
+            if not batch:
+                break
+            context = HandlerContext(now=now or timezone.now())
+            failed = run_isolated(batch, handlers, context)
+            mark_processed([s.pk for s in batch if s.pk not in failed], context.now)
+        result.batches += 1
+        result.processed += len(batch) - len(failed)
+        result.failed += len(failed)
+        result.errors.extend(failed.values())
+        log.info(
+            "event=drain_batch size=%d processed=%d failed=%d duration_ms=%d",
+            len(batch), len(batch) - len(failed), len(failed),
+            (time.monotonic() - started) * 1000,
+        )
+    return result
+
+
+def claim_batch(size: int) -> list[Signal]:
+    """Lock the oldest pending signals for this transaction.
+
+    PostgreSQL skips rows other drains hold, so workers drain in parallel.
+    SQLite has one writer at a time (IMMEDIATE transactions), so the claim is
+    an `UPDATE … RETURNING` of the oldest pending ids.
+    """
+    if connection.vendor == "postgresql":
+        ids = list(
+            Signal.objects.select_for_update(skip_locked=True)
+            .filter(state=State.PENDING)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:size]
+        )
+    else:
+        ids = _claim_by_update(size)
+    if not ids:
+        return []
+    return list(Signal.objects.filter(pk__in=ids).order_by("pk"))
+
+
+def _claim_by_update(size: int) -> list[int]:
+    table = connection.ops.quote_name(Signal._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET state = %s WHERE id IN "
+            f"(SELECT id FROM {table} WHERE state = %s ORDER BY id LIMIT %s) RETURNING id",
+            [State.PROCESSING, State.PENDING, size],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def run_isolated(
+    batch: Sequence[Signal], handlers: Sequence[Callable], context: HandlerContext
+) -> dict[int, str]:
+    """Run the handlers over the batch; return {signal id: error} for the ones that failed."""
+    try:
+        with transaction.atomic():
+            for handler in handlers:
+                handler(batch, context)
+        return {}
+    except Exception as exc:  # noqa: BLE001 - any handler error isolates the culprit
+        if len(batch) == 1:
+            return _mark_failed(batch[0], exc, context.now)
+    middle = len(batch) // 2
+    failed = run_isolated(batch[:middle], handlers, context)
+    failed.update(run_isolated(batch[middle:], handlers, context))
+    return failed
+
+
+def _mark_failed(signal: Signal, exc: Exception, now: datetime) -> dict[int, str]:
+    error = f"{type(exc).__name__}: {exc}"[:2000]
+    detail = "".join(traceback.format_exception_only(type(exc), exc))[:4000]
+    Signal.objects.filter(pk=signal.pk).update(state=State.FAILED, error=detail, processed_at=now)
+    log.warning("event=signal_failed signal_id=%d error_type=%s", signal.pk, type(exc).__name__)
+    return {signal.pk: error}
+
+
+def mark_processed(ids: Sequence[int], now: datetime) -> None:
+    if ids:
+        Signal.objects.filter(pk__in=list(ids)).update(
+            state=State.PROCESSED, processed_at=now, error=""
+        )
+
+
+def has_pending() -> bool:
+    """Whether anything waits to be drained (an index-only probe)."""
+    return Signal.objects.filter(state=State.PENDING).exists()

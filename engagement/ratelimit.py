@@ -1,0 +1,45 @@
+"""Per-key sliding-window rate limits in Redis; fails open when Redis is unreachable.
+
+The window is the classic two-bucket approximation: this minute's count plus
+the previous minute's, weighted by how much of it still overlaps the window.
+"""
+
+import math
+import time
+from dataclasses import dataclass
+
+import redis
+from django.conf import settings
+
+from .redis_client import get_redis, warn_unavailable
+
+WINDOW_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    limit: int
+    retry_after: int = 0
+
+
+def check(key_id: int, scope: str) -> Verdict:
+    limit = settings.PULSE_RATE_LIMITS.get(scope, settings.PULSE_RATE_LIMITS["read"])
+    now = time.time()
+    bucket = int(now // WINDOW_SECONDS)
+    elapsed = now - bucket * WINDOW_SECONDS
+    current_key = f"pulse:rl:{scope}:{key_id}:{bucket}"
+    previous_key = f"pulse:rl:{scope}:{key_id}:{bucket - 1}"
+    try:
+        pipe = get_redis().pipeline(transaction=False)
+        pipe.incr(current_key)
+        pipe.expire(current_key, WINDOW_SECONDS * 2)
+        pipe.get(previous_key)
+        current, _, previous = pipe.execute()
+    except redis.RedisError as exc:
+        warn_unavailable("ratelimit", exc)
+        return Verdict(True, limit)
+    weighted = int(previous or 0) * (WINDOW_SECONDS - elapsed) / WINDOW_SECONDS + current
+    if weighted <= limit:
+        return Verdict(True, limit)
+    return Verdict(False, limit, retry_after=max(1, math.ceil(WINDOW_SECONDS - elapsed)))

@@ -1,0 +1,40 @@
+"""One Redis connection per process, with short timeouts: Redis is never waited on for long."""
+
+import logging
+import time
+from functools import cache
+
+import redis
+from django.conf import settings
+
+log = logging.getLogger("pulse.redis")
+_last_warned: dict[str, float] = {}
+
+
+@cache
+def get_redis() -> redis.Redis:
+    return redis.Redis.from_url(
+        settings.REDIS_URL,
+        socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
+        socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT,
+    )
+
+
+def warn_unavailable(what: str, exc: Exception) -> None:
+    """Log that Redis is unreachable at most once a minute per `what`."""
+    now = time.monotonic()
+    if now - _last_warned.get(what, -1e9) >= 60:
+        _last_warned[what] = now
+        log.warning("event=redis_unavailable what=%s error=%s", what, type(exc).__name__)
+    _last_warned["__any__"] = now
+
+
+def recently_unavailable(within_seconds: float = 120) -> bool:
+    return time.monotonic() - _last_warned.get("__any__", -1e9) < within_seconds
+
+
+def ping() -> bool:
+    try:
+        return bool(get_redis().ping())
+    except redis.RedisError:
+        return False

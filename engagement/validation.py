@@ -1,0 +1,186 @@
+"""Strict validation of JSON objects: unknown fields and wrong types are named.
+
+A spec maps each allowed field to a `Field`. `validate(data, spec)` returns the
+cleaned dict, or raises `Invalid` carrying every problem found as
+`{"field": "a.b", "message": "..."}`, so a client can fix them all at once.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.utils.dateparse import parse_datetime
+
+MAX_JSON_DEPTH = 12
+
+
+class Invalid(Exception):
+    def __init__(self, errors: list[dict]):
+        super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in errors))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class Field:
+    check: Callable[[object, str], object]
+    required: bool = False
+    nullable: bool = False
+
+
+def validate(data, spec: dict[str, Field], path: str = "") -> dict:
+    if not isinstance(data, dict):
+        raise Invalid([{"field": path or "(root)", "message": "must be an object"}])
+    errors: list[dict] = []
+    clean: dict = {}
+    for name in data:
+        if name not in spec:
+            errors.append({"field": _join(path, name), "message": "unknown field"})
+    for name, field in spec.items():
+        where = _join(path, name)
+        if name not in data:
+            if field.required:
+                errors.append({"field": where, "message": "is required"})
+            continue
+        value = data[name]
+        if value is None and field.nullable:
+            clean[name] = None
+            continue
+        try:
+            clean[name] = field.check(value, where)
+        except Invalid as exc:
+            errors.extend(exc.errors)
+    if errors:
+        raise Invalid(errors)
+    return clean
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _fail(where: str, message: str):
+    raise Invalid([{"field": where, "message": message}])
+
+
+# --- checks ---------------------------------------------------------------
+
+
+def string(max_length: int = 255, min_length: int = 1) -> Callable:
+    def check(value, where):
+        if not isinstance(value, str):
+            _fail(where, f"must be a string, not {_type_name(value)}")
+        if "\x00" in value:
+            _fail(where, "must not contain NUL characters")
+        if len(value.strip()) < min_length:
+            _fail(where, "must not be empty")
+        if len(value) > max_length:
+            _fail(where, f"must be at most {max_length} characters")
+        return value
+
+    return check
+
+
+def email(value, where):
+    value = string(320)(value, where).strip()
+    local, _, domain = value.partition("@")
+    if not local or "." not in domain or any(c.isspace() for c in value):
+        _fail(where, "must be an email address")
+    return value.lower()
+
+
+def boolean(value, where):
+    if not isinstance(value, bool):
+        _fail(where, f"must be true or false, not {_type_name(value)}")
+    return value
+
+
+def json_object(max_depth: int = MAX_JSON_DEPTH) -> Callable:
+    def check(value, where):
+        if not isinstance(value, dict):
+            _fail(where, f"must be an object, not {_type_name(value)}")
+        if _depth(value) > max_depth:
+            _fail(where, f"nests deeper than {max_depth} levels")
+        if _has_nul(value):
+            _fail(where, "must not contain NUL characters")
+        return value
+
+    return check
+
+
+def timestamp(value, where) -> datetime:
+    """ISO 8601 date-time; without an offset it is taken as UTC."""
+    if not isinstance(value, str):
+        _fail(where, f"must be an ISO 8601 date-time string, not {_type_name(value)}")
+    try:
+        parsed = parse_datetime(value.strip())
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        _fail(where, "must be an ISO 8601 date-time such as 2026-01-31T12:00:00Z")
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def time_zone(value, where) -> str:
+    value = string(64)(value, where)
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        _fail(where, "must be an IANA time zone such as Europe/Paris")
+    return value
+
+
+def nested(spec: dict[str, Field]) -> Callable:
+    def check(value, where):
+        return validate(value, spec, where)
+
+    return check
+
+
+def list_of(item_check: Callable, max_items: int) -> Callable:
+    def check(value, where):
+        if not isinstance(value, list):
+            _fail(where, f"must be an array, not {_type_name(value)}")
+        if len(value) > max_items:
+            _fail(where, f"must hold at most {max_items} items")
+        out, errors = [], []
+        for index, item in enumerate(value):
+            try:
+                out.append(item_check(item, f"{where}[{index}]"))
+            except Invalid as exc:
+                errors.extend(exc.errors)
+        if errors:
+            raise Invalid(errors)
+        return out
+
+    return check
+
+
+def _type_name(value) -> str:
+    return {
+        bool: "a boolean", int: "a number", float: "a number", str: "a string",
+        list: "an array", dict: "an object", type(None): "null",
+    }.get(type(value), type(value).__name__)
+
+
+def _depth(value, level: int = 0) -> int:
+    if level > MAX_JSON_DEPTH + 1:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level + 1)
+    return level
+
+
+def _has_nul(value) -> bool:
+    """PostgreSQL's jsonb refuses \\u0000; refuse it up front rather than fail the batch."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
