@@ -139,3 +139,17 @@ def mark_processed(ids: Sequence[int], now: datetime) -> None:
 def has_pending() -> bool:
     """Whether anything waits to be drained (an index-only probe)."""
     return Signal.objects.filter(state=State.PENDING).exists()
+
+
+def requeue_failed(signal_ids=None) -> int:
+    """Put failed signals back in the queue (all of them, or the given ids) and wake the drain."""
+    from .wake import wake_drain_on_commit
+
+    failed = Signal.objects.filter(state=State.FAILED)
+    if signal_ids is not None:
+        failed = failed.filter(pk__in=list(signal_ids))
+    with transaction.atomic():
+        count = failed.update(state=State.PENDING, error="", processed_at=None)
+        if count:
+            wake_drain_on_commit()
+    return count
