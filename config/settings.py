@@ -53,6 +53,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -125,7 +126,8 @@ RQ_QUEUES = {
         ("default", 600),
     )
 }
-RQ = {"DEFAULT_RESULT_TTL": 3600}
+# Pulse enqueues after commit itself (transaction.on_commit), so RQ enqueues at once.
+RQ = {"DEFAULT_RESULT_TTL": 3600, "COMMIT_MODE": "auto"}
 
 # --- Auth, i18n, static ---------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -329,9 +329,19 @@ def resolve_users(identities: Sequence[Identifiers], *, now: datetime) -> dict[I
     fresh, overlapping = _split_overlapping(fresh)
     slow.extend(overlapping)
     resolved.update(_create_fresh(fresh, now, slow))
+    survivors: dict[int, EndUser] = {}
     for ids in slow:
-        resolved[ids] = resolve_user(ids, now=now).user
-    return resolved
+        resolution = resolve_user(ids, now=now)
+        resolved[ids] = resolution.user
+        survivors.update(dict.fromkeys(resolution.merged_ids, resolution.user))
+    return {ids: _follow(user, survivors) for ids, user in resolved.items()}
+
+
+def _follow(user: EndUser, survivors: dict[int, EndUser]) -> EndUser:
+    """Rows resolved before a later row of the batch merged their user away."""
+    while user.pk in survivors:
+        user = survivors[user.pk]
+    return user
 
 
 def _index_by_pair(users: Iterable[EndUser]) -> dict[tuple[str, str], EndUser]:

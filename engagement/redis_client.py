@@ -26,11 +26,6 @@ def warn_unavailable(what: str, exc: Exception) -> None:
     if now - _last_warned.get(what, -1e9) >= 60:
         _last_warned[what] = now
         log.warning("event=redis_unavailable what=%s error=%s", what, type(exc).__name__)
-    _last_warned["__any__"] = now
-
-
-def recently_unavailable(within_seconds: float = 120) -> bool:
-    return time.monotonic() - _last_warned.get("__any__", -1e9) < within_seconds
 
 
 def ping() -> bool:

@@ -8,7 +8,7 @@ from django.http import JsonResponse
 from django.utils import timezone
 
 from ..jobs import last_tick
-from ..redis_client import ping, recently_unavailable
+from ..redis_client import ping
 
 
 def healthz(request):
@@ -20,7 +20,7 @@ def healthz(request):
         return JsonResponse({"status": "down", "database": "down"}, status=503)
     redis_ok = ping()
     scheduler = _scheduler_status() if redis_ok else "unknown"
-    degraded = not redis_ok or scheduler != "ok" or recently_unavailable(60)
+    degraded = not redis_ok or scheduler != "ok"
     return JsonResponse(
         {
             "status": "degraded" if degraded else "ok",
