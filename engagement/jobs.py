@@ -13,11 +13,18 @@ TICK_KEY = "pulse:scheduler:last_tick"
 
 def drain() -> dict:
     """Drain every pending signal (woken by ingest, and by the tick)."""
+    from rq import get_current_job
+
     from .pipeline import process_signals
     from .wake import clear_wake_flag
 
     clear_wake_flag()
     result = process_signals()
+    job = get_current_job()
+    log.info(
+        "event=drain_done job_id=%s batches=%d processed=%d failed=%d",
+        job.id if job else "-", result.batches, result.processed, result.failed,
+    )
     return {"batches": result.batches, "processed": result.processed, "failed": result.failed}
 
 

@@ -70,8 +70,8 @@ def string(max_length: int = 255, min_length: int = 1) -> Callable:
     def check(value, where):
         if not isinstance(value, str):
             _fail(where, f"must be a string, not {_type_name(value)}")
-        if "\x00" in value:
-            _fail(where, "must not contain NUL characters")
+        if _bad_text(value):
+            _fail(where, "must be valid UTF-8 text without NUL characters")
         if len(value.strip()) < min_length:
             _fail(where, "must not be empty")
         if len(value) > max_length:
@@ -101,8 +101,8 @@ def json_object(max_depth: int = MAX_JSON_DEPTH) -> Callable:
             _fail(where, f"must be an object, not {_type_name(value)}")
         if _depth(value) > max_depth:
             _fail(where, f"nests deeper than {max_depth} levels")
-        if _has_nul(value):
-            _fail(where, "must not contain NUL characters")
+        if _has_bad_text(value):
+            _fail(where, "must hold valid UTF-8 text without NUL characters")
         return value
 
     return check
@@ -120,7 +120,10 @@ def timestamp(value, where) -> datetime:
         _fail(where, "must be an ISO 8601 date-time such as 2026-01-31T12:00:00Z")
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        _fail(where, "is out of range")
 
 
 def time_zone(value, where) -> str:
@@ -175,12 +178,22 @@ def _depth(value, level: int = 0) -> int:
     return level
 
 
-def _has_nul(value) -> bool:
-    """PostgreSQL's jsonb refuses \\u0000; refuse it up front rather than fail the batch."""
+def _bad_text(value: str) -> bool:
+    """NUL and lone surrogates (\\ud800) are valid JSON but no database stores them."""
+    if "\x00" in value:
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _has_bad_text(value) -> bool:
     if isinstance(value, str):
-        return "\x00" in value
+        return _bad_text(value)
     if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+        return any(_has_bad_text(k) or _has_bad_text(v) for k, v in value.items())
     if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
+        return any(_has_bad_text(v) for v in value)
     return False

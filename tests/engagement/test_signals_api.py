@@ -113,6 +113,11 @@ def test_a_batch_over_1000_signals_is_refused(api):
     b'{"signals": [], "extra": 1}', b'{"user": {"id": "u"}, "name": "x", "occurred_at": "yesterday"}',
     b'{"user": {"id": "u"}, "name": "x", "properties": [1]}', b'{"user": {"id": "u"}, "name": NaN}',
     b'{"user": {"id": "u\\u0000"}, "name": "x"}', b'{"user": {"id": ""}, "name": "x"}',
+    b'{"user": {"id": "\\ud800"}, "name": "x"}',
+    b'{"user": {"id": "u"}, "name": "x", "properties": {"k": "\\udfff"}}',
+    b'{"user": {"id": "u"}, "name": "x", "occurred_at": "0001-01-01T00:00:00+05:00"}',
+    b'{"user": {"id": "u"}, "name": "x", "occurred_at": "2026-13-45T00:00:00Z"}',
+    b'\xff\xfe{"user": 1}', b'{"user": {"id": "u"}, "name": "x", "tenant": 5}',
 ])
 def test_unusable_bodies_answer_400_with_the_error_shape(api, body):
     response = api.post_json("/api/v1/signals", body)
