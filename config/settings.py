@@ -193,6 +193,7 @@ PULSE_USER_ADMIN_PANELS = [
 ]
 PULSE_OPENAPI_FRAGMENTS = [
     "engagement.openapi.FRAGMENT",
+    "engagement.segment_openapi.FRAGMENT",
 ]
 PULSE_AUDIENCES = []
 # (kind, UTC cron expression, dotted job function); see engagement/scheduler.py

@@ -7,6 +7,7 @@ DESIGN.md §4: `{"error": {"code", "message", "details"}}`.
 
 import json
 import logging
+import math
 from collections.abc import Callable
 from functools import wraps
 
@@ -122,7 +123,7 @@ def parse_json_object(request: HttpRequest) -> dict:
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
     body = read_body(request)
     try:
-        data = json.loads(body or b"null", parse_constant=_reject_constant)
+        data = json.loads(body or b"null", parse_constant=_reject_constant, parse_float=finite_float)
     except (ValueError, RecursionError) as exc:
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
@@ -132,6 +133,14 @@ def parse_json_object(request: HttpRequest) -> dict:
 
 def _reject_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
+
+
+def finite_float(text: str) -> float:
+    """1e400 parses to infinity, which no database stores: refuse it as bad JSON."""
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
 
 
 def json_response(data, status: int = 200) -> JsonResponse:

@@ -301,12 +301,16 @@ def refresh_primary_tenants(user_ids: Iterable[int]) -> None:
 # --- resolving a batch ----------------------------------------------------
 
 
-def resolve_users(identities: Sequence[Identifiers], *, now: datetime) -> dict[Identifiers, EndUser]:
+def resolve_users(
+    identities: Sequence[Identifiers], *, now: datetime, conflicts: dict | None = None
+) -> dict[Identifiers, EndUser]:
     """Resolve every identity of an ingest batch; returns identity → live user.
 
     Known users and brand-new ones cost a fixed number of queries for the whole
     batch. Rows that need a merge, a fill-in or that overlap another new row
-    go through `resolve_user` one by one, in order.
+    go through `resolve_user` one by one, in order. When `conflicts` is a dict,
+    an identity that raises IdentityConflict is left out of the result and
+    recorded there (identity → message) instead of failing the whole batch.
     """
     distinct = list(dict.fromkeys(i for i in identities if i))
     all_pairs = sorted({pair for ids in distinct for pair in ids.pairs()})
@@ -331,7 +335,13 @@ def resolve_users(identities: Sequence[Identifiers], *, now: datetime) -> dict[I
     resolved.update(_create_fresh(fresh, now, slow))
     survivors: dict[int, EndUser] = {}
     for ids in slow:
-        resolution = resolve_user(ids, now=now)
+        try:
+            resolution = resolve_user(ids, now=now)
+        except IdentityConflict as exc:
+            if conflicts is None:
+                raise
+            conflicts[ids] = str(exc)
+            continue
         resolved[ids] = resolution.user
         survivors.update(dict.fromkeys(resolution.merged_ids, resolution.user))
     return {ids: _follow(user, survivors) for ids, user in resolved.items()}

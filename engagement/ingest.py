@@ -87,19 +87,38 @@ def ingest_signals(
     if not valid:
         return result
     with transaction.atomic():
-        rows = _rows(valid, source=source, now=now)
+        conflicts: dict[Identifiers, str] = {}
+        users = resolve_users([i.ids for i in valid], now=now, conflicts=conflicts)
+        if conflicts:
+            valid = _reject_conflicts(items, valid, conflicts, result, offset)
+        rows = _rows(valid, users, source=source, now=now)
         written = insert_returning(
             Signal, rows, conflict_fields=["idempotency_key"], returning=("id",)
         )
         wake_drain_on_commit()
     result.accepted = len(written)
-    result.duplicates = len(valid) - len(written)
+    result.duplicates = len(rows) - len(written)
     result.signal_ids = [row["id"] for row in written]
     return result
 
 
-def _rows(items: Sequence[SignalInput], *, source: str, now: datetime) -> list[dict]:
-    users = resolve_users([i.ids for i in items], now=now)
+def _reject_conflicts(items, valid, conflicts, result: IngestResult, offset: int) -> list[SignalInput]:
+    """Items whose identifiers name users with different external ids are rejected alone."""
+    position = {id(item): index for index, item in enumerate(items)}
+    kept = []
+    for item in valid:
+        if item.ids in conflicts:
+            result.rejected.append({
+                "index": position[id(item)] + offset,
+                "errors": [{"field": "user", "message": conflicts[item.ids], "code": "identity_conflict"}],
+            })
+        else:
+            kept.append(item)
+    result.rejected.sort(key=lambda entry: entry["index"])
+    return kept
+
+
+def _rows(items: Sequence[SignalInput], users, *, source: str, now: datetime) -> list[dict]:
     tenants = ensure_tenants([i.tenant_key for i in items if i.tenant_key], now=now)
     ensure_memberships(
         (users[i.ids].pk, tenants[i.tenant_key].pk, i.occurred_at) for i in items if i.tenant_key

@@ -39,7 +39,10 @@ def identify(
     locale: str | None = None,
     tenants: tuple[TenantLink, ...] = (),
     reengagement_opt_out: bool | None = None,
+    idempotency_key: str | None = None,
 ) -> Resolution:
+    """Resolve and update the user; `idempotency_key` goes on the `$identify` signal, so
+    replaying a call with the same key raises IntegrityError and rolls back whole."""
     with transaction.atomic():
         resolution = resolve_user(
             ids, now=now, properties=properties, timezone=timezone, locale=locale
@@ -63,6 +66,7 @@ def identify(
                 "merged_user_ids": resolution.merged_ids,
                 "properties": properties or {},
             },
+            idempotency_key=idempotency_key,
         )
         return resolution
 
@@ -76,6 +80,7 @@ def group(
     traits: dict | None = None,
     role: str | None = None,
     joined_at: datetime | None = None,
+    idempotency_key: str | None = None,
 ) -> tuple[EndUser, Tenant]:
     """Put the user in the tenant (created on first use), patching the tenant's traits."""
     with transaction.atomic():
@@ -85,11 +90,14 @@ def group(
         record_system_signal(
             user, "$group", now=now, tenant_id=tenant.pk,
             properties={"tenant": tenant.key, "traits": traits or {}},
+            idempotency_key=idempotency_key,
         )
         return user, tenant
 
 
-def alias(previous_id: str, user_id: str, *, now: datetime) -> EndUser:
+def alias(
+    previous_id: str, user_id: str, *, now: datetime, idempotency_key: str | None = None
+) -> EndUser:
     """Merge whoever `previous_id` named (an anonymous or an earlier user id) into `user_id`."""
     with transaction.atomic():
         target = resolve_user(Identifiers(external_id=user_id), now=now).user
@@ -115,6 +123,7 @@ def alias(previous_id: str, user_id: str, *, now: datetime) -> EndUser:
         record_system_signal(
             target, "$alias", now=now,
             properties={"previous_id": previous_id, "merged_user_ids": merged},
+            idempotency_key=idempotency_key,
         )
         return target
 

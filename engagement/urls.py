@@ -1,6 +1,7 @@
 from django.urls import path
 
 from .views import docs, health, signals, users
+from .views import segment as segment_views
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
@@ -8,4 +9,13 @@ urlpatterns = [
     path("api/v1/users", users.users_collection, name="users"),
     path("api/v1/users/<path:user_ref>", users.user_detail, name="user-detail"),
     path("api/v1/signals", signals.signals_collection, name="signals"),
+    # Segment-compatible tracking API (engagement/segment.py)
+    path("v1/track", segment_views.track, name="segment-track"),
+    path("v1/identify", segment_views.identify, name="segment-identify"),
+    path("v1/group", segment_views.group, name="segment-group"),
+    path("v1/page", segment_views.page, name="segment-page"),
+    path("v1/screen", segment_views.screen, name="segment-screen"),
+    path("v1/alias", segment_views.alias, name="segment-alias"),
+    path("v1/batch", segment_views.batch, name="segment-batch"),
+    path("v1/import", segment_views.batch, name="segment-import"),
 ]

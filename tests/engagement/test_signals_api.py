@@ -139,3 +139,23 @@ def test_recent_signals_show_on_the_user(api):
     api.post_json("/api/v1/signals", {"signals": [_signal(name=f"e{i}") for i in range(3)]})
     detail = api.get_json("/api/v1/users/u1").json()
     assert {s["name"] for s in detail["recent_signals"]} == {"e0", "e1", "e2"}
+
+
+def test_an_identity_conflict_rejects_only_that_item(api):
+    from tests.factories import EndUserFactory
+
+    EndUserFactory(external_id="u1", email="a@x.io")
+    EndUserFactory(external_id="u2", email="b@x.io")
+    body = {"signals": [_signal(), _signal(user={"id": "u1", "email": "b@x.io"}), _signal(user={"id": "u2"})]}
+    response = api.post_json("/api/v1/signals", body)
+    assert response.status_code == 202
+    payload = response.json()
+    assert payload["accepted"] == 2
+    assert payload["rejected"][0]["index"] == 1
+    assert payload["rejected"][0]["errors"][0]["code"] == "identity_conflict"
+
+
+def test_a_number_too_large_for_a_float_answers_400(api):
+    response = api.post_json("/api/v1/signals", b'{"user": {"id": "u"}, "name": "x", "properties": {"n": 1e400}}')
+    assert response.status_code == 400
+    assert Signal.objects.count() == 0

@@ -1,0 +1,537 @@
+"""The Segment-compatible tracking API: Segment payloads translated into Pulse calls.
+
+Teams keep their Segment (or RudderStack) SDKs and point them at Pulse. The
+rules of that translation live here; `views/segment.py` only wires HTTP to
+them. Segment's conventions win over Pulse's native ones:
+
+- the write key is a Pulse API key with the `ingest` scope, sent as the HTTP
+  Basic username (empty password) or as `writeKey` in the body;
+- bodies are JSON sent as `application/json` or `text/plain` (sendBeacon),
+  optionally gzip-encoded; the 1 MiB limit applies after decompression;
+- unknown fields are accepted and ignored (`context` is kept on the signal);
+- `messageId` is the idempotency key (`seg:<messageId>`), so a replay is a
+  success that stores nothing;
+- `timestamp` (else `originalTimestamp`, else the time of receipt) is
+  corrected for the client's clock skew by `receivedAt - sentAt`;
+- answers are `{"success": true}`; errors keep their HTTP status and carry
+  `{"success": false, "code", "message"}` (both SDKs read `code` and
+  `message`). An identity conflict answers 400: Segment has no 409 and both
+  SDKs treat any 400 as final, which is right since a retry cannot succeed.
+
+track/page/screen become signals (`event`, `$page`, `$screen`) written in
+bulk through `ingest.ingest_signals`, under its timing rules (more than 5
+minutes ahead or older than the maximum age: a single call answers 400, a
+batch drops the item). identify/group/alias go through `people.*`, one message
+at a time, in order, before the signals of the same batch; their timestamp
+only dates a group membership. A batch is one transaction; a bad item is
+dropped alone and the others are stored.
+
+Message ids are not scoped by API key: a self-hosted Pulse is one workspace,
+every key belongs to the same operator, and an SDK that retries across a key
+rotation must still not store its batch twice.
+"""
+
+import base64
+import binascii
+import hashlib
+import json
+import logging
+import math
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest
+
+from . import people
+from . import validation as v
+from .api import ApiError, read_body
+from .identity import Identifiers, IdentityConflict
+from .ingest import SignalInput, ingest_signals
+from .models import Signal
+
+log = logging.getLogger("pulse.segment")
+
+SIGNAL_TYPES = {"track": None, "page": "$page", "screen": "$screen"}
+PEOPLE_TYPES = ("identify", "group", "alias")
+TYPES = (*SIGNAL_TYPES, *PEOPLE_TYPES)
+BATCH = "batch"
+
+CONTENT_TYPES = ("application/json", "text/plain", "")
+MAX_ID_LENGTH = 255
+MAX_EVENT_LENGTH = 200
+MAX_TENANT_KEY_LENGTH = 200
+MAX_TENANT_NAME_LENGTH = 300
+MAX_LOCALE_LENGTH = 35
+KEY_PREFIX = "seg:"
+MAX_KEY_LENGTH = 255
+
+
+class Invalid(Exception):
+    """One message cannot be stored; the message says why (for the client)."""
+
+    code = "invalid_message"
+
+
+# --- the HTTP body ----------------------------------------------------------
+
+
+def basic_auth_key(request: HttpRequest) -> str | None:
+    """The write key from `Authorization: Basic base64(<key>:)`, or None."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic" or not encoded.strip():
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    username = decoded.partition(":")[0]
+    return username or None
+
+
+def body_write_key(payload: dict) -> str | None:
+    key = payload.get("writeKey")
+    return key if isinstance(key, str) and key else None
+
+
+def read_payload(request: HttpRequest) -> dict:
+    """The JSON object in the body: JSON or text/plain, gzip or not, at most 1 MiB inflated."""
+    if (request.content_type or "").lower() not in CONTENT_TYPES:
+        raise ApiError(415, "unsupported_media_type", "send the body as application/json or text/plain")
+    encoding = _content_encoding(request.headers.get("Content-Encoding", ""))
+    limit = settings.PULSE_MAX_BODY_BYTES
+    body = read_body(request, limit)
+    if encoding == "gzip":
+        body = gunzip(body, limit)
+    return parse_json(body)
+
+
+def _content_encoding(header: str) -> str:
+    codings = [c.strip().lower() for c in header.split(",") if c.strip()]
+    codings = [c for c in codings if c != "identity"]
+    if not codings:
+        return "identity"
+    if codings in (["gzip"], ["x-gzip"]):
+        return "gzip"
+    raise ApiError(415, "unsupported_media_type", "the only content encoding understood is gzip")
+
+
+def gunzip(data: bytes, limit: int) -> bytes:
+    """Inflate gzip `data` (one or more members) without ever holding more than `limit` + 1 bytes.
+
+    Raises 413 as soon as the output passes `limit` (a gzip bomb is never
+    inflated in full) and 400 when the data is not complete gzip.
+    """
+    out = bytearray()
+    pending = data
+    try:
+        while True:
+            inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+            chunk = pending
+            while True:
+                piece = inflater.decompress(chunk, limit + 1 - len(out))
+                out += piece
+                if len(out) > limit:
+                    raise _too_large(limit)
+                if inflater.eof:
+                    break
+                chunk = inflater.unconsumed_tail
+                if not chunk and not piece:
+                    raise ApiError(400, "invalid_gzip", "the gzip body is truncated")
+            pending = inflater.unused_data
+            if not pending.strip(b"\x00"):
+                return bytes(out)
+    except zlib.error as exc:
+        raise ApiError(400, "invalid_gzip", f"the body is not valid gzip: {exc}") from None
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, "payload_too_large", f"the body exceeds {limit} bytes once decompressed")
+
+
+def parse_json(body: bytes) -> dict:
+    try:
+        data = json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    return data
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+# --- messages ----------------------------------------------------------------
+
+
+@dataclass
+class PeopleCall:
+    """An identify, group or alias message, validated."""
+
+    type: str
+    ids: Identifiers
+    occurred_at: datetime
+    idempotency_key: str | None = None
+    traits: dict = field(default_factory=dict)
+    timezone: str | None = None
+    locale: str | None = None
+    group_id: str | None = None
+    group_name: str | None = None
+    previous_id: str | None = None
+    user_id: str | None = None
+
+
+@dataclass
+class Outcome:
+    accepted: int = 0
+    duplicates: int = 0
+    dropped: list[dict] = field(default_factory=list)
+
+    def drop(self, index: int, message: str, code: str = Invalid.code) -> None:
+        self.dropped.append({"index": index, "code": code, "message": message})
+
+
+def parse_message(
+    raw: Any,
+    kind: str,
+    *,
+    now: datetime,
+    sent_at: Any = None,
+    batch_context: dict | None = None,
+) -> SignalInput | PeopleCall:
+    """Validate one Segment message of type `kind`; raises `Invalid`.
+
+    `sent_at` and `batch_context` come from the enclosing batch, if any; the
+    message's own `sentAt` and `context` win over them.
+    """
+    if not isinstance(raw, dict):
+        raise Invalid("a message must be a JSON object")
+    if not isinstance(kind, str) or kind not in TYPES:
+        raise Invalid(f"type must be one of {', '.join(TYPES)}")
+    if batch_context:
+        _check_json(batch_context, "context")
+    context = {**(batch_context or {}), **_object(raw, "context")}
+    own_sent_at = raw.get("sentAt")
+    occurred_at = _occurred_at(raw, now=now, sent_at=sent_at if own_sent_at is None else own_sent_at)
+    key = _idempotency_key(raw.get("messageId"))
+    user_id = _identifier(raw, "userId")
+    context_traits = context.get("traits") if isinstance(context.get("traits"), dict) else {}
+
+    if kind == "alias":
+        previous_id = _identifier(raw, "previousId") or _identifier(raw, "anonymousId")
+        if not user_id or not previous_id:
+            raise Invalid("an alias needs userId and previousId")
+        return PeopleCall(
+            "alias", Identifiers(external_id=user_id), occurred_at, key,
+            previous_id=previous_id, user_id=user_id,
+        )
+
+    anonymous_id = _identifier(raw, "anonymousId")
+    if not user_id and not anonymous_id:
+        raise Invalid("a message needs userId or anonymousId")
+
+    if kind == "identify":
+        # RudderStack's SDK sends identify traits in context.traits only.
+        traits = {**context_traits, **_object(raw, "traits")}
+        ids = Identifiers(user_id, anonymous_id, _email(traits) or _email(context_traits))
+        return PeopleCall(
+            "identify", ids, occurred_at, key, traits=traits,
+            timezone=_time_zone(context.get("timezone")), locale=_locale(context.get("locale")),
+        )
+
+    ids = Identifiers(user_id, anonymous_id, _email(context_traits))
+    if kind == "group":
+        group_id = _identifier(raw, "groupId", max_length=MAX_TENANT_KEY_LENGTH)
+        if not group_id:
+            raise Invalid("a group call needs groupId")
+        traits = _object(raw, "traits")
+        name = traits.get("name")
+        name = name.strip() if isinstance(name, str) else None
+        return PeopleCall(
+            "group", ids, occurred_at, key, traits=traits, group_id=group_id,
+            group_name=name[:MAX_TENANT_NAME_LENGTH] if name else None,
+        )
+
+    properties = _object(raw, "properties")
+    if kind == "track":
+        name = raw.get("event")
+        if not isinstance(name, str) or not name.strip():
+            raise Invalid("a track call needs an event name")
+        if len(name) > MAX_EVENT_LENGTH:
+            raise Invalid(f"event must be at most {MAX_EVENT_LENGTH} characters")
+        _check_text(name, "event")
+    else:
+        name = SIGNAL_TYPES[kind]
+        for attribute in ("name", "category"):
+            if raw.get(attribute) is not None:
+                properties[attribute] = raw[attribute]
+                _check_json(properties[attribute], attribute)
+    return SignalInput(
+        ids=ids,
+        name=name,
+        occurred_at=occurred_at,
+        properties=properties,
+        context=context,
+        tenant_key=_identifier(context, "groupId", max_length=MAX_TENANT_KEY_LENGTH, where="context"),
+        idempotency_key=key,
+    )
+
+
+def _identifier(raw: dict, name: str, *, max_length: int = MAX_ID_LENGTH, where: str = "") -> str | None:
+    """An id field: strings as they are, numbers as strings (SDKs send both); empty is absent."""
+    value = raw.get(name)
+    label = f"{where}.{name}" if where else name
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise Invalid(f"{label} must be a string or a number")
+    value = value if isinstance(value, str) else str(value)
+    if not value.strip():
+        return None
+    if len(value) > max_length:
+        raise Invalid(f"{label} must be at most {max_length} characters")
+    _check_text(value, label)
+    return value
+
+
+def _object(raw: dict, name: str) -> dict:
+    value = raw.get(name)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise Invalid(f"{name} must be an object")
+    _check_json(value, name)
+    return dict(value)
+
+
+def _email(traits: dict) -> str | None:
+    """traits.email as an identifier when it is an address; anything else stays a mere trait."""
+    try:
+        return v.email(traits.get("email"), "email")
+    except v.Invalid:
+        return None
+
+
+def _time_zone(value) -> str | None:
+    try:
+        return v.time_zone(value, "context.timezone")
+    except v.Invalid:
+        return None
+
+
+def _locale(value) -> str | None:
+    try:
+        return v.string(MAX_LOCALE_LENGTH)(value, "context.locale")
+    except v.Invalid:
+        return None
+
+
+def _idempotency_key(message_id) -> str | None:
+    if message_id is None or isinstance(message_id, bool):
+        return None
+    if not isinstance(message_id, (str, int, float)):
+        raise Invalid("messageId must be a string")
+    message_id = str(message_id)
+    if not message_id.strip():
+        return None
+    _check_text(message_id, "messageId")
+    key = KEY_PREFIX + message_id
+    if len(key) > MAX_KEY_LENGTH:
+        key = KEY_PREFIX + "sha256:" + hashlib.sha256(message_id.encode()).hexdigest()
+    return key
+
+
+def _occurred_at(raw: dict, *, now: datetime, sent_at) -> datetime:
+    """`timestamp` (else `originalTimestamp`) + (receivedAt - sentAt); now when neither is sent.
+
+    A `sentAt` that is not a date-time is ignored: it only corrects the clock.
+    """
+    name = "timestamp" if raw.get("timestamp") is not None else "originalTimestamp"
+    if raw.get(name) is None:
+        return now
+    try:
+        occurred_at = v.timestamp(raw[name], name)
+    except v.Invalid:
+        raise Invalid(f"{name} must be an ISO 8601 date-time such as 2026-01-31T12:00:00Z") from None
+    try:
+        sent = v.timestamp(sent_at, "sentAt") if sent_at is not None else None
+    except v.Invalid:
+        sent = None
+    if sent is None:
+        return occurred_at
+    try:
+        return occurred_at + (now - sent)
+    except OverflowError:
+        raise Invalid(f"{name} is out of range once corrected by sentAt") from None
+
+
+def _check_json(value, where: str, depth: int = 0) -> None:
+    """What the database would refuse or choke on: NULs, lone surrogates, NaN, absurd nesting."""
+    if depth > v.MAX_JSON_DEPTH:
+        raise Invalid(f"{where} nests deeper than {v.MAX_JSON_DEPTH} levels")
+    if isinstance(value, str):
+        _check_text(value, where)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise Invalid(f"{where} holds a number out of range")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key, where)
+            _check_json(item, where, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_json(item, where, depth + 1)
+
+
+def _check_text(value: str, where: str) -> None:
+    if "\x00" in value:
+        raise Invalid(f"{where} must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Invalid(f"{where} holds text that is not valid Unicode") from None
+
+
+# --- storing -------------------------------------------------------------------
+
+
+def receive(kind: str, payload: dict, *, now: datetime) -> dict:
+    """Store one call (`kind` is a message type) or a batch; return the 200 body.
+
+    Raises ApiError(400) when a single call is invalid or when no message of a
+    batch could be stored; a batch otherwise succeeds and lists what it dropped.
+    """
+    if kind == BATCH:
+        raw_items = payload.get("batch")
+        if not isinstance(raw_items, list):
+            raise ApiError(400, "invalid_request", "batch must be an array of messages")
+        if len(raw_items) > settings.PULSE_MAX_BATCH:
+            raise ApiError(
+                413, "batch_too_large", f"a batch holds at most {settings.PULSE_MAX_BATCH} messages"
+            )
+        batch_context = payload.get("context") if isinstance(payload.get("context"), dict) else None
+        kinds = [raw.get("type") if isinstance(raw, dict) else None for raw in raw_items]
+    else:
+        raw_items, batch_context, kinds = [payload], None, [kind]
+
+    outcome = Outcome()
+    signals: list[tuple[int, SignalInput]] = []
+    calls: list[tuple[int, PeopleCall]] = []
+    for index, (raw, item_kind) in enumerate(zip(raw_items, kinds, strict=True)):
+        try:
+            message = parse_message(
+                raw, item_kind, now=now, sent_at=payload.get("sentAt"), batch_context=batch_context
+            )
+        except Invalid as exc:
+            outcome.drop(index, str(exc))
+            continue
+        (signals if isinstance(message, SignalInput) else calls).append((index, message))
+
+    store(signals, calls, now=now, outcome=outcome)
+
+    if outcome.dropped:
+        codes = Counter(d["code"] for d in outcome.dropped)
+        log.info(
+            "segment_dropped kind=%s accepted=%d duplicates=%d dropped=%d codes=%s",
+            kind, outcome.accepted, outcome.duplicates, len(outcome.dropped),
+            ",".join(f"{code}:{count}" for code, count in sorted(codes.items())),
+        )
+        if kind != BATCH:
+            raise ApiError(400, outcome.dropped[0]["code"], outcome.dropped[0]["message"])
+        if not outcome.accepted and not outcome.duplicates:
+            raise ApiError(400, "invalid_batch", "no message in the batch could be stored",
+                           outcome.dropped)
+        return {"success": True, "dropped": outcome.dropped}
+    return {"success": True}
+
+
+def store(
+    signals: list[tuple[int, SignalInput]],
+    calls: list[tuple[int, PeopleCall]],
+    *,
+    now: datetime,
+    outcome: Outcome,
+) -> None:
+    """Identify/group/alias in order, then every signal in one bulk ingest; one transaction.
+
+    The user-changing calls go first so the signals of the same batch see the
+    users, merges and tenants they set up (a `group` then `track` attributes
+    the track to the group's tenant).
+    """
+    with transaction.atomic():
+        for index, call in calls:
+            try:
+                stored = run_people_call(call, now=now)
+            except IdentityConflict as exc:
+                outcome.drop(index, str(exc), exc.code)
+                continue
+            if stored:
+                outcome.accepted += 1
+            else:
+                outcome.duplicates += 1
+        if signals:
+            _ingest(signals, now=now, outcome=outcome)
+
+
+def _ingest(signals: list[tuple[int, SignalInput]], *, now: datetime, outcome: Outcome) -> None:
+    """One bulk ingest; items it rejects (timing, identity conflicts) are dropped alone."""
+    result = ingest_signals([s for _, s in signals], source=Signal.Source.SEGMENT, now=now)
+    outcome.accepted += result.accepted
+    outcome.duplicates += result.duplicates
+    positions = [index for index, _ in signals]
+    for rejected in result.rejected:
+        errors = rejected["errors"]
+        code = errors[0].get("code", "timestamp_out_of_range")
+        reasons = "; ".join(
+            f"timestamp {e['message']}" if e.get("field") == "occurred_at" else e["message"] for e in errors
+        )
+        outcome.drop(positions[rejected["index"]], reasons, code)
+
+
+def run_people_call(call: PeopleCall, *, now: datetime) -> bool:
+    """Apply an identify, group or alias; False when its messageId was already stored.
+
+    The system signal the call appends (`$identify`, `$group`, `$alias`)
+    carries the message's idempotency key, so a replay finds it and does
+    nothing; a concurrent replay fails on the unique key and is rolled back.
+    """
+    key = call.idempotency_key
+    if key and Signal.objects.filter(idempotency_key=key).exists():
+        return False
+    try:
+        with transaction.atomic():
+            _apply(call, now=now)
+    except IntegrityError:
+        if key and Signal.objects.filter(idempotency_key=key).exists():
+            return False
+        raise
+    return True
+
+
+def _apply(call: PeopleCall, *, now: datetime) -> tuple[int | None, str]:
+    if call.type == "identify":
+        resolution = people.identify(
+            call.ids, now=now, properties=call.traits or None,
+            timezone=call.timezone, locale=call.locale, idempotency_key=call.idempotency_key,
+        )
+        return resolution.user.pk, "$identify"
+    if call.type == "group":
+        user, _ = people.group(
+            call.ids, call.group_id, now=now, name=call.group_name, traits=call.traits or None,
+            joined_at=min(call.occurred_at, now), idempotency_key=call.idempotency_key,
+        )
+        return user.pk, "$group"
+    if call.previous_id == call.user_id:
+        return None, "$alias"  # aliasing an id to itself changes nothing
+    return people.alias(
+        call.previous_id, call.user_id, now=now, idempotency_key=call.idempotency_key
+    ).pk, "$alias"
+
+

@@ -1,0 +1,58 @@
+"""`/v1/track`, `/v1/identify`, … `/v1/batch`: the Segment-compatible API (rules in `segment.py`).
+
+A write key in the Basic auth header is checked before the body is read; a
+key given only as the body's `writeKey` is checked once the body is parsed.
+"""
+
+from django.http import JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+
+from .. import segment
+from ..api import ApiError, RateLimited, authorize
+
+SCOPE = "ingest"
+
+
+def _endpoint(kind: str):
+    @csrf_exempt
+    def view(request):
+        received_at = timezone.now()
+        try:
+            if request.method != "POST":
+                raise ApiError(405, "method_not_allowed", "use POST on this path")
+            header_key = segment.basic_auth_key(request)
+            if header_key:
+                authorize(request, SCOPE, header_key)
+            payload = segment.read_payload(request)
+            if not header_key:
+                authorize(request, SCOPE, segment.body_write_key(payload))
+            return JsonResponse(segment.receive(kind, payload, now=received_at))
+        except ApiError as exc:
+            return _error(exc)
+
+    view.__name__ = view.__qualname__ = f"segment_{kind}"
+    view.pulse_scope = SCOPE
+    view.pulse_methods = ("POST",)
+    return view
+
+
+def _error(exc: ApiError) -> JsonResponse:
+    body = {"success": False, "code": exc.code, "message": exc.message}
+    if exc.details:
+        body["dropped"] = exc.details
+    response = JsonResponse(body, status=exc.status)
+    if isinstance(exc, RateLimited):
+        response["Retry-After"] = str(exc.retry_after)
+    if exc.status == 405:
+        response["Allow"] = "POST"
+    return response
+
+
+track = _endpoint("track")
+identify = _endpoint("identify")
+group = _endpoint("group")
+page = _endpoint("page")
+screen = _endpoint("screen")
+alias = _endpoint("alias")
+batch = _endpoint(segment.BATCH)
