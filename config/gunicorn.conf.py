@@ -11,3 +11,6 @@ threads = int(os.environ.get("WEB_THREADS", "4"))
 timeout = 30
 accesslog = "-"
 access_log_format = 'method=%(m)s path="%(U)s" status=%(s)s bytes=%(B)s duration_ms=%(M)s'
+# gunicorn 27 opens a control socket shared by every gunicorn of the same user
+# on the host; Pulse does not use it.
+control_socket_disable = True
