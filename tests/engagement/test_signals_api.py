@@ -14,13 +14,20 @@ def _signal(**overrides):
 
 
 def test_one_signal_is_accepted_and_stored(api):
-    response = api.post_json("/api/v1/signals", _signal(properties={"screen": "home"}, item="AI-1799",
-                                                        interaction="view", feature="issues"))
+    response = api.post_json(
+        "/api/v1/signals",
+        _signal(properties={"screen": "home"}, item="AI-1799", interaction="view", feature="issues"),
+    )
     assert response.status_code == 202
     assert response.json() == {"accepted": 1, "duplicates": 0, "rejected": []}
     signal = Signal.objects.get()
     assert (signal.name, signal.item, signal.interaction, signal.feature, signal.source) == (
-        "app.opened", "AI-1799", "view", "issues", "api")
+        "app.opened",
+        "AI-1799",
+        "view",
+        "issues",
+        "api",
+    )
     assert signal.properties == {"screen": "home"}
     assert signal.state == "pending" and signal.realtime
 
@@ -40,12 +47,14 @@ def test_duplicate_keys_inside_one_batch_store_one_signal(api):
 
 
 def test_a_bad_item_is_rejected_by_index_and_its_neighbours_are_kept(api):
-    body = {"signals": [
-        _signal(),
-        {"user": {"id": "u2"}, "name": 42, "colour": "red"},
-        _signal(user={"email": "not-an-email"}),
-        _signal(user={"anonymous_id": "a9"}),
-    ]}
+    body = {
+        "signals": [
+            _signal(),
+            {"user": {"id": "u2"}, "name": 42, "colour": "red"},
+            _signal(user={"email": "not-an-email"}),
+            _signal(user={"anonymous_id": "a9"}),
+        ]
+    }
     response = api.post_json("/api/v1/signals", body)
     assert response.status_code == 202
     payload = response.json()
@@ -64,8 +73,12 @@ def test_a_batch_where_every_item_is_invalid_answers_400(api):
 
 
 def test_signals_from_more_than_five_minutes_ahead_are_rejected(api, now):
-    body = {"signals": [_signal(occurred_at=(now + timedelta(minutes=10)).isoformat()),
-                        _signal(occurred_at=(now + timedelta(minutes=2)).isoformat())]}
+    body = {
+        "signals": [
+            _signal(occurred_at=(now + timedelta(minutes=10)).isoformat()),
+            _signal(occurred_at=(now + timedelta(minutes=2)).isoformat()),
+        ]
+    }
     payload = api.post_json("/api/v1/signals", body).json()
     assert payload["accepted"] == 1
     assert payload["rejected"][0]["index"] == 0
@@ -74,16 +87,26 @@ def test_signals_from_more_than_five_minutes_ahead_are_rejected(api, now):
 
 def test_signals_older_than_the_maximum_age_are_rejected(api, now, settings):
     settings.PULSE_MAX_SIGNAL_AGE = timedelta(days=7)
-    body = {"signals": [_signal(occurred_at=(now - timedelta(days=8)).isoformat()),
-                        _signal(occurred_at=(now - timedelta(days=6)).isoformat())]}
+    body = {
+        "signals": [
+            _signal(occurred_at=(now - timedelta(days=8)).isoformat()),
+            _signal(occurred_at=(now - timedelta(days=6)).isoformat()),
+        ]
+    }
     payload = api.post_json("/api/v1/signals", body).json()
     assert payload["accepted"] == 1 and payload["rejected"][0]["index"] == 0
 
 
 def test_signals_older_than_the_realtime_horizon_are_history(api, now):
-    api.post_json("/api/v1/signals", {"signals": [
-        _signal(occurred_at=(now - timedelta(hours=2)).isoformat(), idempotency_key="old"),
-        _signal(idempotency_key="new")]})
+    api.post_json(
+        "/api/v1/signals",
+        {
+            "signals": [
+                _signal(occurred_at=(now - timedelta(hours=2)).isoformat(), idempotency_key="old"),
+                _signal(idempotency_key="new"),
+            ]
+        },
+    )
     assert Signal.objects.get(idempotency_key="old").realtime is False
     assert Signal.objects.get(idempotency_key="new").realtime is True
 
@@ -108,17 +131,29 @@ def test_a_batch_over_1000_signals_is_refused(api):
     assert Signal.objects.count() == 0
 
 
-@pytest.mark.parametrize("body", [
-    b"{not json", b"[]", b'"text"', b"null", b'{"signals": "x"}', b'{"signals": []}',
-    b'{"signals": [], "extra": 1}', b'{"user": {"id": "u"}, "name": "x", "occurred_at": "yesterday"}',
-    b'{"user": {"id": "u"}, "name": "x", "properties": [1]}', b'{"user": {"id": "u"}, "name": NaN}',
-    b'{"user": {"id": "u\\u0000"}, "name": "x"}', b'{"user": {"id": ""}, "name": "x"}',
-    b'{"user": {"id": "\\ud800"}, "name": "x"}',
-    b'{"user": {"id": "u"}, "name": "x", "properties": {"k": "\\udfff"}}',
-    b'{"user": {"id": "u"}, "name": "x", "occurred_at": "0001-01-01T00:00:00+05:00"}',
-    b'{"user": {"id": "u"}, "name": "x", "occurred_at": "2026-13-45T00:00:00Z"}',
-    b'\xff\xfe{"user": 1}', b'{"user": {"id": "u"}, "name": "x", "tenant": 5}',
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b"[]",
+        b'"text"',
+        b"null",
+        b'{"signals": "x"}',
+        b'{"signals": []}',
+        b'{"signals": [], "extra": 1}',
+        b'{"user": {"id": "u"}, "name": "x", "occurred_at": "yesterday"}',
+        b'{"user": {"id": "u"}, "name": "x", "properties": [1]}',
+        b'{"user": {"id": "u"}, "name": NaN}',
+        b'{"user": {"id": "u\\u0000"}, "name": "x"}',
+        b'{"user": {"id": ""}, "name": "x"}',
+        b'{"user": {"id": "\\ud800"}, "name": "x"}',
+        b'{"user": {"id": "u"}, "name": "x", "properties": {"k": "\\udfff"}}',
+        b'{"user": {"id": "u"}, "name": "x", "occurred_at": "0001-01-01T00:00:00+05:00"}',
+        b'{"user": {"id": "u"}, "name": "x", "occurred_at": "2026-13-45T00:00:00Z"}',
+        b'\xff\xfe{"user": 1}',
+        b'{"user": {"id": "u"}, "name": "x", "tenant": 5}',
+    ],
+)
 def test_unusable_bodies_answer_400_with_the_error_shape(api, body):
     response = api.post_json("/api/v1/signals", body)
     assert response.status_code == 400
@@ -156,6 +191,8 @@ def test_an_identity_conflict_rejects_only_that_item(api):
 
 
 def test_a_number_too_large_for_a_float_answers_400(api):
-    response = api.post_json("/api/v1/signals", b'{"user": {"id": "u"}, "name": "x", "properties": {"n": 1e400}}')
+    response = api.post_json(
+        "/api/v1/signals", b'{"user": {"id": "u"}, "name": "x", "properties": {"n": 1e400}}'
+    )
     assert response.status_code == 400
     assert Signal.objects.count() == 0
