@@ -4,7 +4,8 @@ import os
 # Web processes share a psycopg connection pool on PostgreSQL (config/settings.py).
 os.environ.setdefault("PULSE_DB_POOL", "1")
 
-bind = f"127.0.0.1:{os.environ.get('PORT', '8000')}"
+# Loopback by default (behind a reverse proxy); BIND=0.0.0.0:8000 to listen wider.
+bind = os.environ.get("BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
 worker_class = "gthread"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("WEB_THREADS", "4"))
