@@ -99,9 +99,13 @@ def _candidates(pairs: Sequence[tuple[str, str]], lock: bool = False) -> dict[in
 
 
 def _identifier_filter_alias(pairs: Iterable[tuple[str, str]]) -> Q:
-    query = Q(pk__in=[])
+    """One `IN` per kind: an OR per identifier grows past SQLite's expression depth limit."""
+    by_kind: dict[str, set[str]] = {}
     for kind, value in pairs:
-        query |= Q(kind=kind, value=value)
+        by_kind.setdefault(kind, set()).add(value)
+    query = Q(pk__in=[])
+    for kind, values in by_kind.items():
+        query |= Q(kind=kind, value__in=values)
     return query
 
 
@@ -320,19 +324,26 @@ def resolve_users(
 
     resolved: dict[Identifiers, EndUser] = {}
     fresh: list[Identifiers] = []
+    fills: list[tuple[Identifiers, EndUser]] = []
     slow: list[Identifiers] = []
+    claimed = _pair_counts(distinct)
     for ids in distinct:
         matched = {by_pair[p].pk: by_pair[p] for p in ids.pairs() if p in by_pair}
         if len(matched) == 1:
             user = next(iter(matched.values()))
             if _needs_nothing(user, ids, by_pair):
                 resolved[ids] = user
-                continue
+            elif _simple_fill(user, ids, by_pair, claimed):
+                fills.append((ids, user))
+            else:
+                slow.append(ids)
+            continue
         (fresh if not matched else slow).append(ids)
 
     fresh, overlapping = _split_overlapping(fresh)
     slow.extend(overlapping)
     resolved.update(_create_fresh(fresh, now, slow))
+    resolved.update(_fill_in_bulk(fills, now, slow))
     survivors: dict[int, EndUser] = {}
     for ids in slow:
         try:
@@ -374,14 +385,61 @@ def _needs_nothing(user: EndUser, ids: Identifiers, by_pair) -> bool:
     return all(by_pair.get(pair) is user for pair in ids.pairs())
 
 
-def _split_overlapping(fresh: list[Identifiers]) -> tuple[list[Identifiers], list[Identifiers]]:
+def _pair_counts(identities: Iterable[Identifiers]) -> dict[tuple[str, str], int]:
     counts: dict[tuple[str, str], int] = {}
-    for ids in fresh:
+    for ids in identities:
         for pair in ids.pairs():
             counts[pair] = counts.get(pair, 0) + 1
+    return counts
+
+
+def _split_overlapping(fresh: list[Identifiers]) -> tuple[list[Identifiers], list[Identifiers]]:
+    counts = _pair_counts(fresh)
     alone = [ids for ids in fresh if all(counts[p] == 1 for p in ids.pairs())]
     shared = [ids for ids in fresh if any(counts[p] > 1 for p in ids.pairs())]
     return alone, shared
+
+
+def _simple_fill(user: EndUser, ids: Identifiers, by_pair, claimed) -> bool:
+    """One known user gains identifiers nobody holds and no other row of the batch names.
+
+    The same rules as `_fill_identifiers`, applied in bulk; anything else (a
+    second external id, a shared new identifier) takes the one-by-one path.
+    """
+    new = [pair for pair in ids.pairs() if pair not in by_pair]
+    if any(claimed[pair] > 1 for pair in new):
+        return False
+    return not (ids.external_id and user.external_id and ids.external_id != user.external_id)
+
+
+def _fill_in_bulk(fills: list[tuple[Identifiers, EndUser]], now, slow: list[Identifiers]) -> dict:
+    """Apply simple identifier fill-ins with one UPDATE and one alias INSERT; on a race, `slow`."""
+    if not fills:
+        return {}
+    changed: dict[int, EndUser] = {}
+    aliases: list[UserAlias] = []
+    for ids, user in fills:
+        if ids.external_id and not user.external_id:
+            user.external_id = ids.external_id
+        if ids.email and user.email != ids.email:
+            user.email = ids.email
+        if ids.anonymous_id and user.anonymous_id != ids.anonymous_id:
+            if user.anonymous_id:
+                aliases.append(UserAlias(kind="anonymous_id", value=ids.anonymous_id, user=user,
+                                         created_at=now))
+            else:
+                user.anonymous_id = ids.anonymous_id
+        changed[user.pk] = user
+    try:
+        with transaction.atomic():
+            EndUser.objects.bulk_update(list(changed.values()), list(KINDS))
+            UserAlias.objects.bulk_create(aliases)
+    except IntegrityError:
+        for _, user in fills:
+            user.refresh_from_db()
+        slow.extend(ids for ids, _ in fills)
+        return {}
+    return {ids: user for ids, user in fills}
 
 
 def _create_fresh(fresh: list[Identifiers], now, slow: list[Identifiers]) -> dict:

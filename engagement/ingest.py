@@ -163,6 +163,8 @@ def record_system_signal(
     properties: dict | None = None,
     tenant_id: int | None = None,
     idempotency_key: str | None = None,
+    occurred_at: datetime | None = None,
+    realtime: bool = True,
 ) -> None:
     """Append a `source=system` signal (`$identify`, `$group`, `$alias`, …) in the caller's
     transaction, so every rule that watches users sees the change through one door."""
@@ -173,10 +175,10 @@ def record_system_signal(
         tenant_id=tenant_id,
         name=name,
         properties=properties or {},
-        occurred_at=now,
+        occurred_at=occurred_at or now,
         received_at=now,
         source=Signal.Source.SYSTEM,
         idempotency_key=idempotency_key,
-        realtime=True,
+        realtime=realtime,
     )
     wake_drain_on_commit()

@@ -96,7 +96,13 @@ def group(
 
 
 def alias(
-    previous_id: str, user_id: str, *, now: datetime, idempotency_key: str | None = None
+    previous_id: str,
+    user_id: str,
+    *,
+    now: datetime,
+    idempotency_key: str | None = None,
+    occurred_at: datetime | None = None,
+    realtime: bool = True,
 ) -> EndUser:
     """Merge whoever `previous_id` named (an anonymous or an earlier user id) into `user_id`."""
     with transaction.atomic():
@@ -123,7 +129,7 @@ def alias(
         record_system_signal(
             target, "$alias", now=now,
             properties={"previous_id": previous_id, "merged_user_ids": merged},
-            idempotency_key=idempotency_key,
+            idempotency_key=idempotency_key, occurred_at=occurred_at, realtime=realtime,
         )
         return target
 

@@ -1,4 +1,5 @@
 from .identity import EndUser, Erasure, Membership, Tenant, UserAlias
+from .imports import ImportRun
 from .jobs import JobRun
 from .keys import ApiKey
 from .signals import Signal
@@ -7,6 +8,7 @@ __all__ = [
     "ApiKey",
     "EndUser",
     "Erasure",
+    "ImportRun",
     "JobRun",
     "Membership",
     "Signal",

@@ -48,8 +48,9 @@ def test_a_second_anonymous_id_becomes_an_alias_of_the_user(now):
 
 
 def test_merge_survivor_is_the_user_with_an_external_id(now):
-    anon = EndUserFactory(external_id=None, anonymous_id="a1", email=None,
-                          first_seen_at=now - timedelta(days=10))
+    anon = EndUserFactory(
+        external_id=None, anonymous_id="a1", email=None, first_seen_at=now - timedelta(days=10)
+    )
     known = EndUserFactory(external_id="u1", email=None, first_seen_at=now)
     result = resolve_user(Identifiers(external_id="u1", anonymous_id="a1"), now=now)
     assert result.user.pk == known.pk
@@ -62,8 +63,9 @@ def test_merge_survivor_is_the_user_with_an_external_id(now):
 
 def test_merge_survivor_without_external_ids_is_the_oldest_first_seen(now):
     newer = EndUserFactory(external_id=None, anonymous_id="a1", email=None, first_seen_at=now)
-    older = EndUserFactory(external_id=None, anonymous_id=None, email="o@x.io",
-                           first_seen_at=now - timedelta(days=1))
+    older = EndUserFactory(
+        external_id=None, anonymous_id=None, email="o@x.io", first_seen_at=now - timedelta(days=1)
+    )
     result = resolve_user(Identifiers(anonymous_id="a1", email="o@x.io"), now=now)
     assert result.user.pk == older.pk
     assert result.user.anonymous_id == "a1"
@@ -77,11 +79,16 @@ def test_merge_survivor_on_a_tie_is_the_lowest_id(now):
 
 
 def test_merge_layers_properties_loser_then_survivor_then_patch(now):
-    EndUserFactory(external_id=None, anonymous_id="a1", email=None,
-                   properties={"plan": "free", "color": "red", "only_loser": 1})
+    EndUserFactory(
+        external_id=None,
+        anonymous_id="a1",
+        email=None,
+        properties={"plan": "free", "color": "red", "only_loser": 1},
+    )
     EndUserFactory(external_id="u1", email=None, properties={"plan": "pro", "color": "blue"})
     result = resolve_user(
-        Identifiers(external_id="u1", anonymous_id="a1"), now=now,
+        Identifiers(external_id="u1", anonymous_id="a1"),
+        now=now,
         properties={"color": "green", "only_loser": None},
     )
     assert result.user.properties == {"plan": "pro", "color": "green"}
@@ -152,13 +159,16 @@ def test_identify_patches_properties_and_appends_an_identify_signal(api):
 
 
 def test_identify_joins_tenants_and_the_oldest_membership_is_primary(api, now):
-    response = api.post_json("/api/v1/users", {
-        "id": "u1",
-        "tenants": [
-            {"key": "acme", "name": "Acme", "joined_at": (now - timedelta(days=1)).isoformat()},
-            {"key": "globex", "joined_at": (now - timedelta(days=5)).isoformat(), "role": "admin"},
-        ],
-    })
+    response = api.post_json(
+        "/api/v1/users",
+        {
+            "id": "u1",
+            "tenants": [
+                {"key": "acme", "name": "Acme", "joined_at": (now - timedelta(days=1)).isoformat()},
+                {"key": "globex", "joined_at": (now - timedelta(days=5)).isoformat(), "role": "admin"},
+            ],
+        },
+    )
     assert response.status_code == 201, response.content
     assert response.json()["primary_tenant"] == "globex"
     detail = api.get_json("/api/v1/users/u1").json()
@@ -170,6 +180,7 @@ def test_primary_tenant_ties_go_to_the_lowest_membership_id(now):
     first, second = TenantFactory(key="zz"), TenantFactory(key="aa")
     identify(Identifiers(external_id=user.external_id), now=now, tenants=())
     from engagement.tenancy import join_tenant
+
     join_tenant(user, first, joined_at=now)
     join_tenant(user, second, joined_at=now)
     user.refresh_from_db()
@@ -198,9 +209,45 @@ def test_bulk_resolution_merges_like_single_resolution(now):
 
 def test_bulk_resolution_of_overlapping_new_identities_creates_one_user(now):
     resolved = resolve_users(
-        [Identifiers(external_id="n1"), Identifiers(external_id="n1", email="n1@x.io"),
-         Identifiers(email="n1@x.io")],
+        [
+            Identifiers(external_id="n1"),
+            Identifiers(external_id="n1", email="n1@x.io"),
+            Identifiers(email="n1@x.io"),
+        ],
         now=now,
     )
     assert len({u.pk for u in resolved.values()}) == 1
     assert EndUser.objects.get().email == "n1@x.io"
+
+
+def test_bulk_resolution_fills_identifiers_of_known_users_in_few_queries(now, django_assert_max_num_queries):
+    users = EndUserFactory.create_batch(300, email=None, anonymous_id=None)
+    batch = [Identifiers(external_id=u.external_id, email=f"{u.external_id}@x.io") for u in users]
+    batch[0] = Identifiers(external_id=users[0].external_id, anonymous_id="a-0")
+    with django_assert_max_num_queries(10):
+        resolved = resolve_users(batch, now=now)
+    assert {u.pk for u in resolved.values()} == {u.pk for u in users}
+    assert EndUser.objects.filter(email__endswith="@x.io").count() == 299
+    assert EndUser.objects.get(pk=users[0].pk).anonymous_id == "a-0"
+
+
+def test_bulk_fill_of_a_second_anonymous_id_adds_an_alias(now):
+    user = EndUserFactory(anonymous_id="phone")
+    resolve_users([Identifiers(external_id=user.external_id, anonymous_id="laptop")], now=now)
+    assert find_user(Identifiers(anonymous_id="laptop")).pk == user.pk
+    assert find_user(Identifiers(anonymous_id="phone")).pk == user.pk
+
+
+def test_bulk_fill_never_gives_a_user_a_second_external_id(now):
+    user = EndUserFactory(external_id="u1", email="u1@x.io")
+    conflicts = {}
+    resolved = resolve_users([Identifiers(external_id="u2", email="u1@x.io")], now=now, conflicts=conflicts)
+    assert resolved == {} and len(conflicts) == 1
+    assert EndUser.objects.get(pk=user.pk).external_id == "u1"
+
+
+def test_a_full_batch_naming_two_thousand_identifiers_resolves(api):
+    body = {"signals": [{"user": {"id": f"u{i}", "email": f"u{i}@x.io"}, "name": "e"} for i in range(1000)]}
+    assert api.post_json("/api/v1/signals", body).json()["accepted"] == 1000
+    assert api.post_json("/api/v1/signals", body).json()["accepted"] == 1000
+    assert EndUser.objects.count() == 1000
