@@ -22,6 +22,12 @@ def _clean_redis_and_caches():
     keys.clear_cache()
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hasher(settings):
+    """Staff users are made in many tests; the production hasher costs ~1 s each."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def now():
     return timezone.now()

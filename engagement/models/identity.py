@@ -102,7 +102,7 @@ class Membership(models.Model):
         indexes = [models.Index(fields=["tenant", "joined_at"], name="membership_tenant_joined_idx")]
 
     def __str__(self):
-        return f"{self.user_id}@{self.tenant_id}"
+        return f"membership #{self.pk} (tenant #{self.tenant_id})"
 
 
 class Erasure(models.Model):

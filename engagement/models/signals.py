@@ -50,6 +50,7 @@ class Signal(models.Model):
                 fields=["id"], condition=Q(state="failed"), name="signal_failed_idx"
             ),
             models.Index(fields=["occurred_at"], name="signal_occurred_idx"),
+            models.Index(fields=["name", "occurred_at"], name="signal_name_time_idx"),
         ]
 
     def __str__(self):
