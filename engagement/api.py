@@ -5,9 +5,7 @@ limits, and turns `ApiError` (and identity conflicts) into the error shape of
 DESIGN.md §4: `{"error": {"code", "message", "details"}}`.
 """
 
-import json
 import logging
-import math
 from collections.abc import Callable
 from functools import wraps
 
@@ -18,6 +16,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from . import keys, ratelimit
 from .identity import IdentityConflict
+from .validation import strict_json_loads
 
 log = logging.getLogger("pulse.api")
 
@@ -121,26 +120,18 @@ def parse_json_object(request: HttpRequest) -> dict:
     content_type = request.content_type or ""
     if content_type != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
-    body = read_body(request)
+    return decode_json_object(read_body(request))
+
+
+def decode_json_object(body: bytes, *, not_object_code: str = "invalid_body") -> dict:
+    """Parse a body that must hold a JSON object; NaN and Infinity are refused."""
     try:
-        data = json.loads(body or b"null", parse_constant=_reject_constant, parse_float=finite_float)
+        data = strict_json_loads(body or b"null", finite=False)
     except (ValueError, RecursionError) as exc:
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
-        raise ApiError(400, "invalid_body", "the body must be a JSON object")
+        raise ApiError(400, not_object_code, "the body must be a JSON object")
     return data
-
-
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def finite_float(text: str) -> float:
-    """1e400 parses to infinity, which no database stores: refuse it as bad JSON."""
-    value = float(text)
-    if math.isinf(value):
-        raise ValueError(f"the number {text[:40]} is out of range")
-    return value
 
 
 def json_response(data, status: int = 200) -> JsonResponse:

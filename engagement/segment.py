@@ -34,7 +34,6 @@ rotation must still not store its batch twice.
 import base64
 import binascii
 import hashlib
-import json
 import logging
 import math
 import zlib
@@ -49,7 +48,7 @@ from django.http import HttpRequest
 
 from . import people
 from . import validation as v
-from .api import ApiError, read_body
+from .api import ApiError, decode_json_object, read_body
 from .identity import Identifiers, IdentityConflict
 from .ingest import SignalInput, ingest_signals
 from .models import Signal
@@ -108,7 +107,7 @@ def read_payload(request: HttpRequest) -> dict:
     body = read_body(request, limit)
     if encoding == "gzip":
         body = gunzip(body, limit)
-    return parse_json(body)
+    return decode_json_object(body, not_object_code="invalid_json")
 
 
 def _content_encoding(header: str) -> str:
@@ -152,20 +151,6 @@ def gunzip(data: bytes, limit: int) -> bytes:
 
 def _too_large(limit: int) -> ApiError:
     return ApiError(413, "payload_too_large", f"the body exceeds {limit} bytes once decompressed")
-
-
-def parse_json(body: bytes) -> dict:
-    try:
-        data = json.loads(body, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
-        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "invalid_json", "the body must be a JSON object")
-    return data
-
-
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not valid JSON")
 
 
 # --- messages ----------------------------------------------------------------

@@ -5,6 +5,8 @@ cleaned dict, or raises `Invalid` carrying every problem found as
 `{"field": "a.b", "message": "..."}`, so a client can fix them all at once.
 """
 
+import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,6 +15,24 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.utils.dateparse import parse_datetime
 
 MAX_JSON_DEPTH = 12
+
+
+def strict_json_loads(text: str | bytes, *, finite: bool = True):
+    """json.loads that refuses NaN and Infinity (not JSON) and, with `finite`, numbers too
+    large for a float (1e400), which no database stores. Raises ValueError. A batch body is
+    parsed with `finite=False` so such a number rejects only its own item (`json_object`)."""
+    return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float if finite else float)
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
 
 
 class Invalid(Exception):
@@ -102,7 +122,7 @@ def json_object(max_depth: int = MAX_JSON_DEPTH) -> Callable:
         if _depth(value) > max_depth:
             _fail(where, f"nests deeper than {max_depth} levels")
         if _has_bad_text(value):
-            _fail(where, "must hold valid UTF-8 text without NUL characters")
+            _fail(where, "must hold valid UTF-8 text without NUL characters, and finite numbers")
         return value
 
     return check
@@ -190,6 +210,8 @@ def _bad_text(value: str) -> bool:
 
 
 def _has_bad_text(value) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
     if isinstance(value, str):
         return _bad_text(value)
     if isinstance(value, dict):

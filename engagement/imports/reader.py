@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from ..validation import strict_json_loads
+
 MAX_LINE_BYTES = 1024 * 1024
 EXCERPT_CHARS = 300
 _DRAIN_BYTES = 1024 * 1024
@@ -121,14 +123,10 @@ class LineSource:
 # --- JSON Lines --------------------------------------------------------------
 
 
-def _refuse_constant(name: str):
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def parse_json_line(text: str) -> tuple[object, list[dict]]:
     """(object, []) or (None, errors) for one line of JSON Lines."""
     try:
-        value = json.loads(text, parse_constant=_refuse_constant)
+        value = strict_json_loads(text)
     except RecursionError:
         return None, [{"field": "(line)", "message": "nests too deeply"}]
     except ValueError as exc:

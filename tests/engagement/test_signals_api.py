@@ -196,3 +196,10 @@ def test_a_number_too_large_for_a_float_answers_400(api):
     )
     assert response.status_code == 400
     assert Signal.objects.count() == 0
+
+
+def test_a_number_too_large_for_a_float_rejects_only_its_item(api):
+    body = b'{"signals": [{"user": {"id": "u"}, "name": "x", "properties": {"n": 1e400}}, ' \
+        b'{"user": {"id": "u"}, "name": "y", "properties": {"n": 1.5}}]}'
+    payload = api.post_json("/api/v1/signals", body).json()
+    assert payload["accepted"] == 1 and payload["rejected"][0]["index"] == 0
