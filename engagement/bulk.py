@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from django.db import connection, models
 
 CHUNK_ROWS = 500
+PG_CHUNK_ROWS = 5000
 
 
 def insert_returning(
@@ -36,7 +37,10 @@ def insert_returning(
     updates = [model._meta.get_field(name).column for name in update_fields]
     returned = [model._meta.get_field(name) for name in returning]
     results: list[dict] = []
-    per_chunk = max(1, min(CHUNK_ROWS, 30000 // max(1, len(fields))))
+    if connection.vendor == "postgresql":
+        per_chunk = PG_CHUNK_ROWS  # one array parameter per column, whatever the row count
+    else:
+        per_chunk = max(1, min(CHUNK_ROWS, 30000 // max(1, len(fields))))
     for start in range(0, len(rows), per_chunk):
         chunk = rows[start : start + per_chunk]
         sql, params = _statement(model, names, fields, conflict, updates, returned, chunk)
@@ -48,30 +52,32 @@ def insert_returning(
 
 
 def _statement(model, names, fields, conflict, updates, returned, chunk):
+    """PostgreSQL gets one array per column (`SELECT … FROM unnest(…)`): a handful of
+    parameters instead of rows × columns. SQLite gets a multi-row VALUES list."""
     qn = connection.ops.quote_name
     columns = ", ".join(qn(f.column) for f in fields)
-    row_sql = "(" + ", ".join(_placeholder(f) for f in fields) + ")"
-    params: list = []
-    for row in chunk:
-        for name, field in zip(names, fields, strict=True):
-            params.append(field.get_db_prep_save(row[name], connection))
+    prepared = [
+        [field.get_db_prep_save(row[name], connection) for row in chunk]
+        for name, field in zip(names, fields, strict=True)
+    ]
+    if connection.vendor == "postgresql":
+        arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in fields)
+        source = f"SELECT * FROM unnest({arrays})"
+        params = prepared
+    else:
+        row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        source = "VALUES " + ", ".join([row_sql] * len(chunk))
+        params = [column[i] for i in range(len(chunk)) for column in prepared]
     if updates:
         action = "DO UPDATE SET " + ", ".join(f"{qn(c)} = EXCLUDED.{qn(c)}" for c in updates)
     else:
         action = "DO NOTHING"
     sql = (
-        f"INSERT INTO {qn(model._meta.db_table)} ({columns}) VALUES "
-        + ", ".join([row_sql] * len(chunk))
-        + f" ON CONFLICT ({', '.join(qn(c) for c in conflict)}) {action}"
-        + f" RETURNING {', '.join(qn(f.column) for f in returned)}"
+        f"INSERT INTO {qn(model._meta.db_table)} ({columns}) {source}"
+        f" ON CONFLICT ({', '.join(qn(c) for c in conflict)}) {action}"
+        f" RETURNING {', '.join(qn(f.column) for f in returned)}"
     )
     return sql, params
-
-
-def _placeholder(field) -> str:
-    if connection.vendor == "postgresql" and isinstance(field, models.JSONField):
-        return "%s::jsonb"
-    return "%s"
 
 
 def _decode(fields, values) -> dict:

@@ -85,17 +85,27 @@ def _identifier_filter(pairs: Iterable[tuple[str, str]]) -> Q:
 
 def _candidates(pairs: Sequence[tuple[str, str]], lock: bool = False) -> dict[int, EndUser]:
     """Live users holding any of the identifiers, directly or through a merge alias."""
+    return _candidates_and_aliases(pairs, lock)[0]
+
+
+def _candidates_and_aliases(
+    pairs: Sequence[tuple[str, str]], lock: bool = False
+) -> tuple[dict[int, EndUser], dict[tuple[str, str], int]]:
+    """(user id → live user, (kind, value) → user id of each alias found); two queries."""
     if not pairs:
-        return {}
-    alias_ids = set(
-        UserAlias.objects.filter(_identifier_filter_alias(pairs)).values_list("user_id", flat=True)
-    )
+        return {}, {}
+    aliases = {
+        (kind, value): user_id
+        for kind, value, user_id in UserAlias.objects.filter(_identifier_filter_alias(pairs)).values_list(
+            "kind", "value", "user_id"
+        )
+    }
     query = EndUser.objects.filter(deleted_at__isnull=True).filter(
-        _identifier_filter(pairs) | Q(pk__in=alias_ids)
+        _identifier_filter(pairs) | Q(pk__in=set(aliases.values()))
     )
     if lock:
         query = query.select_for_update().order_by("pk")
-    return {user.pk: user for user in query}
+    return {user.pk: user for user in query}, aliases
 
 
 def _identifier_filter_alias(pairs: Iterable[tuple[str, str]]) -> Q:
@@ -318,9 +328,9 @@ def resolve_users(
     """
     distinct = list(dict.fromkeys(i for i in identities if i))
     all_pairs = sorted({pair for ids in distinct for pair in ids.pairs()})
-    users = _candidates(all_pairs)
+    users, aliases = _candidates_and_aliases(all_pairs)
     by_pair = _index_by_pair(users.values())
-    by_pair.update(_alias_index(all_pairs, users))
+    by_pair.update({pair: users[uid] for pair, uid in aliases.items() if uid in users})
 
     resolved: dict[Identifiers, EndUser] = {}
     fresh: list[Identifiers] = []
@@ -372,13 +382,6 @@ def _index_by_pair(users: Iterable[EndUser]) -> dict[tuple[str, str], EndUser]:
             if getattr(user, kind):
                 index[(kind, getattr(user, kind))] = user
     return index
-
-
-def _alias_index(pairs, users: dict[int, EndUser]) -> dict[tuple[str, str], EndUser]:
-    if not pairs:
-        return {}
-    aliases = UserAlias.objects.filter(_identifier_filter_alias(pairs))
-    return {(a.kind, a.value): users[a.user_id] for a in aliases if a.user_id in users}
 
 
 def _needs_nothing(user: EndUser, ids: Identifiers, by_pair) -> bool:

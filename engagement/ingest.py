@@ -58,11 +58,6 @@ def timing_errors(occurred_at: datetime, *, source: str, now: datetime) -> list[
     return []
 
 
-def is_realtime(occurred_at: datetime, *, source: str, now: datetime) -> bool:
-    """History informs, it does not act (DESIGN.md §1)."""
-    return source != Source.IMPORT and occurred_at >= now - settings.PULSE_REALTIME_HORIZON
-
-
 def ingest_signals(
     items: Sequence[SignalInput],
     *,
@@ -120,14 +115,18 @@ def _reject_conflicts(items, valid, conflicts, result: IngestResult, offset: int
 
 def _rows(items: Sequence[SignalInput], users, *, source: str, now: datetime) -> list[dict]:
     tenants = ensure_tenants([i.tenant_key for i in items if i.tenant_key], now=now)
-    ensure_memberships(
+    added = ensure_memberships(
         (users[i.ids].pk, tenants[i.tenant_key].pk, i.occurred_at) for i in items if i.tenant_key
     )
-    primary = dict(
-        EndUser.objects.filter(pk__in={u.pk for u in users.values()}).values_list(
-            "pk", "primary_tenant_id"
+    if added:  # new memberships may have changed primary tenants
+        primary = dict(
+            EndUser.objects.filter(pk__in={u.pk for u in users.values()}).values_list(
+                "pk", "primary_tenant_id"
+            )
         )
-    )
+    else:
+        primary = {u.pk: u.primary_tenant_id for u in users.values()}
+    horizon = now - settings.PULSE_REALTIME_HORIZON
     rows = []
     for item in items:
         user = users[item.ids]
@@ -146,7 +145,8 @@ def _rows(items: Sequence[SignalInput], users, *, source: str, now: datetime) ->
                 "received_at": now,
                 "idempotency_key": item.idempotency_key,
                 "source": source,
-                "realtime": is_realtime(item.occurred_at, source=source, now=now),
+                # History informs, it does not act (DESIGN.md §1).
+                "realtime": source != Source.IMPORT and item.occurred_at >= horizon,
                 "state": Signal.State.PENDING,
                 "processed_at": None,
                 "error": "",

@@ -53,12 +53,11 @@ def process_signals(
     while max_batches is None or result.batches < max_batches:
         started = time.monotonic()
         with transaction.atomic():
-            batch = claim_batch(batch_size)
+            context = HandlerContext(now=now or timezone.now())
+            batch = claim_batch(batch_size, context.now)
             if not batch:
                 break
-            context = HandlerContext(now=now or timezone.now())
             failed = run_isolated(batch, handlers, context)
-            mark_processed([s.pk for s in batch if s.pk not in failed], context.now)
         result.batches += 1
         result.processed += len(batch) - len(failed)
         result.failed += len(failed)
@@ -71,36 +70,28 @@ def process_signals(
     return result
 
 
-def claim_batch(size: int) -> list[Signal]:
-    """Lock the oldest pending signals for this transaction.
+def claim_batch(size: int, now: datetime) -> list[Signal]:
+    """Take the oldest pending signals and mark them processed, in one statement.
 
-    PostgreSQL skips rows other drains hold, so workers drain in parallel.
-    SQLite has one writer at a time (IMMEDIATE transactions), so the claim is
-    an `UPDATE … RETURNING` of the oldest pending ids.
+    The caller's transaction makes the mark provisional: if the batch fails as
+    a whole it rolls back to pending, and signals a handler fails on are then
+    marked failed. PostgreSQL skips rows other drains hold (`SKIP LOCKED`), so
+    workers drain in parallel; SQLite has one writer at a time (IMMEDIATE
+    transactions). One `UPDATE … RETURNING` claims, marks and loads the rows.
     """
-    if connection.vendor == "postgresql":
-        ids = list(
-            Signal.objects.select_for_update(skip_locked=True)
-            .filter(state=State.PENDING)
-            .order_by("pk")
-            .values_list("pk", flat=True)[:size]
-        )
-    else:
-        ids = _claim_by_update(size)
-    if not ids:
-        return []
-    return list(Signal.objects.filter(pk__in=ids).order_by("pk"))
-
-
-def _claim_by_update(size: int) -> list[int]:
     table = connection.ops.quote_name(Signal._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET state = %s WHERE id IN "
-            f"(SELECT id FROM {table} WHERE state = %s ORDER BY id LIMIT %s) RETURNING id",
-            [State.PROCESSING, State.PENDING, size],
-        )
-        return [row[0] for row in cursor.fetchall()]
+    lock = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    # The pick is a CTE so it runs once: as a plain `IN (subquery)` PostgreSQL may
+    # re-run a LIMIT … SKIP LOCKED subquery per row and claim more than `size`.
+    sql = (
+        f"WITH picked AS (SELECT id FROM {table} WHERE state = %s ORDER BY id LIMIT %s{lock}) "
+        f"UPDATE {table} SET state = %s, processed_at = %s, error = '' "
+        f"WHERE id IN (SELECT id FROM picked) RETURNING *"
+    )
+    processed_at = Signal._meta.get_field("processed_at").get_db_prep_save(now, connection)
+    batch = list(Signal.objects.raw(sql, [State.PENDING, size, State.PROCESSED, processed_at]))
+    batch.sort(key=lambda signal: signal.pk)
+    return batch
 
 
 def run_isolated(
@@ -130,10 +121,9 @@ def _mark_failed(signal: Signal, exc: Exception, now: datetime) -> dict[int, str
 
 
 def mark_processed(ids: Sequence[int], now: datetime) -> None:
+    """Replay of failed signals: the ones that now succeed are processed."""
     if ids:
-        Signal.objects.filter(pk__in=list(ids)).update(
-            state=State.PROCESSED, processed_at=now, error=""
-        )
+        Signal.objects.filter(pk__in=list(ids)).update(state=State.PROCESSED, processed_at=now, error="")
 
 
 def has_pending() -> bool:

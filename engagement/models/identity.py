@@ -59,7 +59,8 @@ class EndUser(models.Model):
                 name="enduser_live_email_uniq",
             ),
         ]
-        indexes = [models.Index(fields=["last_seen_at"], name="enduser_last_seen_idx")]
+        # No index on last_seen_at / first_seen_at: the drain moves them for every active
+        # user, and leaving them unindexed lets PostgreSQL update those rows in place (HOT).
 
     def __str__(self):
         return self.external_id or self.email or (

@@ -17,9 +17,14 @@ class Signal(models.Model):
         PROCESSED = "processed"
         FAILED = "failed"
 
-    user = models.ForeignKey("engagement.EndUser", on_delete=models.CASCADE, related_name="signals")
+    # No single-column indexes on the foreign keys: the composite indexes below
+    # lead with them, and every index on the log costs each insert and drain.
+    user = models.ForeignKey(
+        "engagement.EndUser", on_delete=models.CASCADE, related_name="signals", db_index=False
+    )
     tenant = models.ForeignKey(
-        "engagement.Tenant", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "engagement.Tenant", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        db_index=False,
     )
     name = models.CharField(max_length=200)
     feature = models.CharField(max_length=200, null=True, blank=True)
@@ -29,7 +34,8 @@ class Signal(models.Model):
     context = models.JSONField(default=dict, blank=True)
     occurred_at = models.DateTimeField()
     received_at = models.DateTimeField()
-    idempotency_key = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    # Unique through Meta.constraints: `unique=True` would add a second (LIKE) index on PostgreSQL.
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.API)
     # False for imports and anything older than PULSE_REALTIME_HORIZON at ingest:
     # such history updates derived state but never fires reactions or messages.
@@ -39,10 +45,12 @@ class Signal(models.Model):
     error = models.TextField(blank=True, default="")
 
     class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["idempotency_key"], name="signal_idempotency_key_uniq"),
+        ]
         indexes = [
             models.Index(fields=["user", "name", "occurred_at"], name="signal_user_name_time_idx"),
             models.Index(fields=["tenant", "name", "occurred_at"], name="signal_tenant_name_time_idx"),
-            models.Index(fields=["user", "occurred_at"], name="signal_user_time_idx"),
             models.Index(
                 fields=["id"], condition=Q(state="pending"), name="signal_pending_idx"
             ),
@@ -50,7 +58,6 @@ class Signal(models.Model):
                 fields=["id"], condition=Q(state="failed"), name="signal_failed_idx"
             ),
             models.Index(fields=["occurred_at"], name="signal_occurred_idx"),
-            models.Index(fields=["name", "occurred_at"], name="signal_name_time_idx"),
         ]
 
     def __str__(self):
