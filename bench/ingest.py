@@ -56,9 +56,9 @@ CEILING_DB = f"{dataset.PREFIX}_ceiling"
 SIGNAL_TABLE = "engagement_signal"
 COLUMNS = (
     "user_id", "tenant_id", "name", "feature", "item", "interaction", "properties", "context",
-    "occurred_at", "received_at", "idempotency_key", "source", "realtime", "state",
-    "processed_at", "error",
+    "occurred_at", "received_at", "idempotency_key", "source", "realtime", "failed_at", "error",
 )
+QUEUE_TABLE = "engagement_signalqueue"
 # (name, feature, interaction) — a product-analytics mix; item signals feed item engagement.
 NAMES = [
     ("page_viewed", None, None),
@@ -130,9 +130,11 @@ def run_ceiling(server_url: str, work: Workload, batch: int) -> dict:
             )
         }
         parsed = [datetime.fromisoformat(s["occurred_at"]) for s in work.signals]
+        # The same rows the API writes: the signal, and its entry in the drain's queue.
         query = (
-            f"INSERT INTO {SIGNAL_TABLE} ({', '.join(COLUMNS)}) "
-            f"VALUES ({', '.join(['%s'] * len(COLUMNS))}) ON CONFLICT (idempotency_key) DO NOTHING"
+            f"WITH written AS (INSERT INTO {SIGNAL_TABLE} ({', '.join(COLUMNS)}) "
+            f"VALUES ({', '.join(['%s'] * len(COLUMNS))}) ON CONFLICT (idempotency_key) DO NOTHING "
+            f"RETURNING id) INSERT INTO {QUEUE_TABLE} (signal_id) SELECT id FROM written"
         )
         backend = conn.info.backend_pid
         cpu_client, cpu_db = time.process_time(), report.process_cpu(backend)
@@ -147,7 +149,7 @@ def run_ceiling(server_url: str, work: Workload, batch: int) -> dict:
                         user_id, tenant_id, s["name"], s.get("feature"), s.get("item"),
                         s.get("interaction"), Jsonb(s["properties"]), Jsonb({}),
                         parsed[start + offset], received, s["idempotency_key"], "api", True,
-                        "pending", None, "",
+                        None, "",
                     ))
                 with conn.transaction():
                     cursor.executemany(query, rows)
@@ -384,8 +386,12 @@ def signal_digest(server_url: str, name: str) -> tuple[int, str, dict]:
             f"tenant_id, name, feature, item, interaction, properties::text, context::text, "
             f"occurred_at, source, realtime), ',' ORDER BY idempotency_key), '')) FROM {SIGNAL_TABLE}"
         ).fetchone()
-        states = dict(conn.execute(f"SELECT state, count(*) FROM {SIGNAL_TABLE} GROUP BY state"))
-    return count, digest, states
+        queued, failed = conn.execute(
+            f"SELECT (SELECT count(*) FROM {QUEUE_TABLE}), "
+            f"(SELECT count(*) FROM {SIGNAL_TABLE} WHERE failed_at IS NOT NULL)"
+        ).fetchone()
+    states = {"pending": queued, "failed": failed, "processed": count - queued - failed}
+    return count, digest, {state: n for state, n in states.items() if n}
 
 
 # --- the run ----------------------------------------------------------------

@@ -60,7 +60,7 @@ def drain() -> dict:
     from engagement.models import Signal
     from engagement.pipeline import DrainResult, process_signals
 
-    pending = Signal.objects.filter(state=Signal.State.PENDING).count()
+    pending = Signal.objects.pending().count()
     backend = connection.connection.info.backend_pid
     cpu_app, cpu_db = time.process_time(), process_cpu(backend)
     started = time.perf_counter()
@@ -87,7 +87,7 @@ def drain() -> dict:
         "processed": result.processed,
         "failed": result.failed,
         "errors": result.errors[:5],
-        "pending_after": Signal.objects.filter(state=Signal.State.PENDING).count(),
+        "pending_after": Signal.objects.pending().count(),
     }
 
 

@@ -47,6 +47,7 @@ def recent_signals(user: EndUser) -> dict:
     """The latest 50 signals of the user, newest first: one query (signal + tenant)."""
     signals = list(
         Signal.objects.filter(user=user)
+        .with_state()
         .select_related("tenant")
         .order_by("-occurred_at", "-pk")[:RECENT_SIGNALS]
     )

@@ -241,7 +241,7 @@ def seed_demo(
 
 def drain(*, now: datetime, result: DemoResult, progress: ProgressFactory = _NoBar) -> None:
     """Run the real drain until nothing is pending, with a bar over the pending count."""
-    pending = Signal.objects.filter(state=Signal.State.PENDING).count()
+    pending = Signal.objects.pending().count()
     bar = progress(total=pending, desc="drain", unit="signal")
     try:
         while True:

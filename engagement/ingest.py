@@ -15,6 +15,7 @@ from django.db import transaction
 from .bulk import insert_returning
 from .identity import Identifiers, resolve_users
 from .models import EndUser, Signal
+from .pipeline import enqueue
 from .tenancy import ensure_memberships, ensure_tenants
 from .wake import wake_drain_on_commit
 
@@ -87,10 +88,7 @@ def ingest_signals(
         if conflicts:
             valid = _reject_conflicts(items, valid, conflicts, result, offset)
         rows = _rows(valid, users, source=source, now=now)
-        written = insert_returning(
-            Signal, rows, conflict_fields=["idempotency_key"], returning=("id",)
-        )
-        wake_drain_on_commit()
+        written = write_signal_rows(rows)
     result.accepted = len(written)
     result.duplicates = len(rows) - len(written)
     result.signal_ids = [row["id"] for row in written]
@@ -147,12 +145,22 @@ def _rows(items: Sequence[SignalInput], users, *, source: str, now: datetime) ->
                 "source": source,
                 # History informs, it does not act (DESIGN.md §1).
                 "realtime": source != Source.IMPORT and item.occurred_at >= horizon,
-                "state": Signal.State.PENDING,
-                "processed_at": None,
+                "failed_at": None,
                 "error": "",
             }
         )
     return rows
+
+
+def write_signal_rows(rows: list[dict], returning: tuple[str, ...] = ("id",)) -> list[dict]:
+    """Insert signal rows (a duplicate idempotency key is skipped), queue the new ones for
+    the drain, and wake it after commit. Returns the rows written, with `returning` columns."""
+    written = insert_returning(
+        Signal, rows, conflict_fields=["idempotency_key"], returning=tuple(dict.fromkeys(("id", *returning)))
+    )
+    enqueue([row["id"] for row in written])
+    wake_drain_on_commit()
+    return written
 
 
 def record_system_signal(
@@ -170,7 +178,7 @@ def record_system_signal(
     transaction, so every rule that watches users sees the change through one door."""
     if tenant_id is None:
         tenant_id = EndUser.objects.filter(pk=user.pk).values_list("primary_tenant_id", flat=True)[0]
-    Signal.objects.create(
+    signal = Signal.objects.create(
         user=user,
         tenant_id=tenant_id,
         name=name,
@@ -181,4 +189,5 @@ def record_system_signal(
         idempotency_key=idempotency_key,
         realtime=realtime,
     )
+    enqueue([signal.pk])
     wake_drain_on_commit()

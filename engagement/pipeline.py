@@ -19,11 +19,11 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from .models import Signal
+from .bulk import insert_returning
+from .models import Signal, SignalQueue
 from .registry import entries
 
 log = logging.getLogger("pulse.drain")
-State = Signal.State
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def process_signals(
         started = time.monotonic()
         with transaction.atomic():
             context = HandlerContext(now=now or timezone.now())
-            batch = claim_batch(batch_size, context.now)
+            batch = claim_batch(batch_size)
             if not batch:
                 break
             failed = run_isolated(batch, handlers, context)
@@ -70,28 +70,37 @@ def process_signals(
     return result
 
 
-def claim_batch(size: int, now: datetime) -> list[Signal]:
-    """Take the oldest pending signals and mark them processed, in one statement.
+def claim_batch(size: int) -> list[Signal]:
+    """Take the oldest queued signals off the queue and load them.
 
-    The caller's transaction makes the mark provisional: if the batch fails as
-    a whole it rolls back to pending, and signals a handler fails on are then
-    marked failed. PostgreSQL skips rows other drains hold (`SKIP LOCKED`), so
-    workers drain in parallel; SQLite has one writer at a time (IMMEDIATE
-    transactions). One `UPDATE … RETURNING` claims, marks and loads the rows.
+    The caller's transaction makes the claim provisional: if the batch fails
+    as a whole, the queue rows come back. PostgreSQL skips rows other drains
+    hold (`SKIP LOCKED`), so workers drain in parallel; SQLite has one writer
+    at a time (IMMEDIATE transactions). The pick is a CTE so it runs once: as
+    a plain `IN (subquery)` PostgreSQL may re-run a `LIMIT … SKIP LOCKED`
+    subquery per row and claim more than `size`.
     """
-    table = connection.ops.quote_name(Signal._meta.db_table)
+    queue = connection.ops.quote_name(SignalQueue._meta.db_table)
     lock = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
-    # The pick is a CTE so it runs once: as a plain `IN (subquery)` PostgreSQL may
-    # re-run a LIMIT … SKIP LOCKED subquery per row and claim more than `size`.
-    sql = (
-        f"WITH picked AS (SELECT id FROM {table} WHERE state = %s ORDER BY id LIMIT %s{lock}) "
-        f"UPDATE {table} SET state = %s, processed_at = %s, error = '' "
-        f"WHERE id IN (SELECT id FROM picked) RETURNING *"
-    )
-    processed_at = Signal._meta.get_field("processed_at").get_db_prep_save(now, connection)
-    batch = list(Signal.objects.raw(sql, [State.PENDING, size, State.PROCESSED, processed_at]))
-    batch.sort(key=lambda signal: signal.pk)
-    return batch
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH picked AS (SELECT signal_id FROM {queue} ORDER BY signal_id LIMIT %s{lock}) "
+            f"DELETE FROM {queue} WHERE signal_id IN (SELECT signal_id FROM picked) RETURNING signal_id",
+            [size],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+    if not ids:
+        return []
+    return list(Signal.objects.filter(pk__in=ids).order_by("pk"))
+
+
+def enqueue(signal_ids: Sequence[int]) -> None:
+    """Queue signals for the drain (in the caller's transaction); already queued ones stay once."""
+    if signal_ids:
+        insert_returning(
+            SignalQueue, [{"signal_id": pk} for pk in signal_ids], conflict_fields=["signal"],
+            returning=("signal",),
+        )
 
 
 def run_isolated(
@@ -115,7 +124,7 @@ def run_isolated(
 def _mark_failed(signal: Signal, exc: Exception, now: datetime) -> dict[int, str]:
     error = f"{type(exc).__name__}: {exc}"[:2000]
     detail = "".join(traceback.format_exception_only(type(exc), exc))[:4000]
-    Signal.objects.filter(pk=signal.pk).update(state=State.FAILED, error=detail, processed_at=now)
+    Signal.objects.filter(pk=signal.pk).update(failed_at=now, error=detail)
     log.warning("event=signal_failed signal_id=%d error_type=%s", signal.pk, type(exc).__name__)
     return {signal.pk: error}
 
@@ -123,23 +132,25 @@ def _mark_failed(signal: Signal, exc: Exception, now: datetime) -> dict[int, str
 def mark_processed(ids: Sequence[int], now: datetime) -> None:
     """Replay of failed signals: the ones that now succeed are processed."""
     if ids:
-        Signal.objects.filter(pk__in=list(ids)).update(state=State.PROCESSED, processed_at=now, error="")
+        Signal.objects.filter(pk__in=list(ids)).update(failed_at=None, error="")
 
 
 def has_pending() -> bool:
-    """Whether anything waits to be drained (an index-only probe)."""
-    return Signal.objects.filter(state=State.PENDING).exists()
+    """Whether anything waits to be drained."""
+    return SignalQueue.objects.exists()
 
 
 def requeue_failed(signal_ids=None) -> int:
     """Put failed signals back in the queue (all of them, or the given ids) and wake the drain."""
     from .wake import wake_drain_on_commit
 
-    failed = Signal.objects.filter(state=State.FAILED)
+    failed = Signal.objects.failed()
     if signal_ids is not None:
         failed = failed.filter(pk__in=list(signal_ids))
     with transaction.atomic():
-        count = failed.update(state=State.PENDING, error="", processed_at=None)
-        if count:
+        ids = list(failed.select_for_update().values_list("pk", flat=True))
+        Signal.objects.filter(pk__in=ids).update(failed_at=None, error="")
+        enqueue(ids)
+        if ids:
             wake_drain_on_commit()
-    return count
+    return len(ids)

@@ -30,7 +30,6 @@ from .refs import parse_user_ref
 from .registry import entries
 
 log = logging.getLogger("pulse.replay")
-State = Signal.State
 DEFAULT_BATCH = 500
 
 
@@ -91,7 +90,7 @@ def selection(
     """The signals a replay covers: occurred in [since, until), of the user, in the state."""
     if since and until and since >= until:
         raise ReplayError("--since must be before --until")
-    signals = Signal.objects.filter(state=State.FAILED if failed_only else State.PROCESSED)
+    signals = Signal.objects.failed() if failed_only else Signal.objects.processed()
     if since:
         signals = signals.filter(occurred_at__gte=since)
     if until:

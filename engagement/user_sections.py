@@ -25,6 +25,7 @@ def memberships(user):
 def recent_signals(user):
     rows = (
         Signal.objects.filter(user=user)
+        .with_state()
         .select_related("tenant")
         .order_by("-occurred_at", "-pk")[:RECENT_SIGNALS]
     )

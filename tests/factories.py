@@ -42,3 +42,18 @@ class SignalFactory(factory.django.DjangoModelFactory):
     occurred_at = factory.LazyFunction(timezone.now)
     received_at = factory.LazyFunction(timezone.now)
     source = Signal.Source.API
+
+    @factory.post_generation
+    def state(obj, create, extracted, **kwargs):
+        """state="pending" (default) queues it for the drain; "failed" marks it failed."""
+        from engagement.pipeline import enqueue
+
+        if not create:
+            return
+        state = extracted or Signal.State.PENDING
+        if state == Signal.State.PENDING:
+            enqueue([obj.pk])
+        elif state == Signal.State.FAILED:
+            obj.failed_at = obj.failed_at or timezone.now()
+            obj.error = obj.error or "ValueError: boom"
+            Signal.objects.filter(pk=obj.pk).update(failed_at=obj.failed_at, error=obj.error)

@@ -41,6 +41,21 @@ class NameFilter(admin.SimpleListFilter):
         return queryset
 
 
+class StateFilter(admin.SimpleListFilter):
+    """pending (queued), processed or failed: a signal's state is derived (models/signals.py)."""
+
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return Signal.State.choices
+
+    def queryset(self, request, queryset):
+        if self.value() in Signal.State.values:
+            return queryset.in_state(self.value())
+        return queryset
+
+
 @admin.register(Signal)
 class SignalAdmin(ReadOnlyAdmin, LargeTableAdmin):
     list_display = [
@@ -49,7 +64,7 @@ class SignalAdmin(ReadOnlyAdmin, LargeTableAdmin):
     ]
     list_display_links = ["id", "occurred_at"]
     list_select_related = ["user", "tenant"]
-    list_filter = [NameFilter, "source", "state", "realtime"]
+    list_filter = [NameFilter, "source", StateFilter, "realtime"]
     date_hierarchy = "occurred_at"
     ordering = ["-occurred_at", "-pk"]
     raw_id_fields = ["user", "tenant"]
@@ -57,9 +72,12 @@ class SignalAdmin(ReadOnlyAdmin, LargeTableAdmin):
     fields = [
         "id", "name", "user", "tenant", "feature", "item", "interaction", "properties", "context",
         "occurred_at", "received_at", "idempotency_key", "source", "realtime", "state",
-        "processed_at", "error",
+        "failed_at", "error",
     ]
     readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).with_state()
 
     @admin.display(description="user", ordering="user")
     def user_link(self, obj):
@@ -82,7 +100,7 @@ class SignalAdmin(ReadOnlyAdmin, LargeTableAdmin):
 
     @admin.action(description="Re-queue selected failed signals", permissions=["requeue"])
     def requeue_selected(self, request, queryset):
-        ids = list(queryset.filter(state=Signal.State.FAILED).values_list("pk", flat=True))
+        ids = list(queryset.failed().values_list("pk", flat=True))
         if not ids:
             self.message_user(
                 request, "None of the selected signals had failed; nothing was re-queued.",

@@ -19,10 +19,10 @@ from django.db.models import Max
 
 from ..bulk import insert_returning
 from ..identity import Identifiers, apply_properties_patch, refresh_primary_tenants, resolve_users
+from ..ingest import write_signal_rows
 from ..models import EndUser, Membership, Signal, Tenant
 from ..people import TenantLink
 from ..tenancy import ensure_tenants
-from ..wake import wake_drain_on_commit
 
 USER_FIELDS = ("properties", "timezone", "locale", "reengagement_opt_out", "first_seen_at")
 
@@ -88,10 +88,7 @@ def apply_user_changes(changes: Sequence[UserChange], *, now: datetime) -> set[s
                 "properties": change.properties or {},
             }
         rows.append(_system_row(user.pk, tenant_id, change, properties, now))
-    written = insert_returning(
-        Signal, rows, conflict_fields=["idempotency_key"], returning=("idempotency_key",)
-    )
-    wake_drain_on_commit()
+    written = write_signal_rows(rows, returning=("idempotency_key",))
     return {row["idempotency_key"] for row in written}
 
 
@@ -221,7 +218,6 @@ def _system_row(user_id, tenant_id, change: UserChange, properties: dict, now: d
         "source": Signal.Source.SYSTEM,
         # History informs, it does not act (DESIGN.md §1).
         "realtime": False,
-        "state": Signal.State.PENDING,
-        "processed_at": None,
+        "failed_at": None,
         "error": "",
     }

@@ -2,7 +2,7 @@ from .identity import EndUser, Erasure, Membership, Tenant, UserAlias
 from .imports import ImportRun
 from .jobs import JobRun
 from .keys import ApiKey
-from .signals import Signal
+from .signals import Signal, SignalQueue
 
 __all__ = [
     "ApiKey",
@@ -12,6 +12,7 @@ __all__ = [
     "JobRun",
     "Membership",
     "Signal",
+    "SignalQueue",
     "Tenant",
     "UserAlias",
 ]

@@ -1,7 +1,43 @@
-"""The signal log: the source of truth every derived state is computed from."""
+"""The signal log: the source of truth every derived state is computed from.
+
+The log is append-only on the happy path. A signal waiting for the drain has
+a row in `SignalQueue`; the drain deletes those rows as it claims a batch, and
+writes to a signal row only when a handler fails on it (`failed_at`, `error`).
+So a signal's processing state is derived: failed when `failed_at` is set,
+pending while it is queued, processed otherwise. Rewriting every wide log row
+(and each of its index entries) to mark it processed cost the drain more than
+all the handlers together.
+"""
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import Case, Exists, OuterRef, Q, Value, When
+
+
+class SignalQuerySet(models.QuerySet):
+    def _queued(self):
+        return Exists(SignalQueue.objects.filter(signal=OuterRef("pk")))
+
+    def pending(self):
+        return self.filter(self._queued(), failed_at__isnull=True)
+
+    def failed(self):
+        return self.filter(failed_at__isnull=False)
+
+    def processed(self):
+        return self.filter(failed_at__isnull=True).exclude(self._queued())
+
+    def in_state(self, state: str):
+        return {"pending": self.pending, "failed": self.failed, "processed": self.processed}[state]()
+
+    def with_state(self):
+        """Annotate `state` on each row: one query for a page of signals, not one per row."""
+        return self.annotate(
+            state=Case(
+                When(failed_at__isnull=False, then=Value("failed")),
+                When(self._queued(), then=Value("pending")),
+                default=Value("processed"),
+            )
+        )
 
 
 class Signal(models.Model):
@@ -13,7 +49,6 @@ class Signal(models.Model):
 
     class State(models.TextChoices):
         PENDING = "pending"
-        PROCESSING = "processing"
         PROCESSED = "processed"
         FAILED = "failed"
 
@@ -40,9 +75,10 @@ class Signal(models.Model):
     # False for imports and anything older than PULSE_REALTIME_HORIZON at ingest:
     # such history updates derived state but never fires reactions or messages.
     realtime = models.BooleanField(default=True)
-    state = models.CharField(max_length=12, choices=State.choices, default=State.PENDING)
-    processed_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
+
+    objects = SignalQuerySet.as_manager()
 
     class Meta:
         constraints = [
@@ -52,13 +88,40 @@ class Signal(models.Model):
             models.Index(fields=["user", "name", "occurred_at"], name="signal_user_name_time_idx"),
             models.Index(fields=["tenant", "name", "occurred_at"], name="signal_tenant_name_time_idx"),
             models.Index(
-                fields=["id"], condition=Q(state="pending"), name="signal_pending_idx"
-            ),
-            models.Index(
-                fields=["id"], condition=Q(state="failed"), name="signal_failed_idx"
+                fields=["failed_at"], condition=Q(failed_at__isnull=False), name="signal_failed_idx"
             ),
             models.Index(fields=["occurred_at"], name="signal_occurred_idx"),
         ]
 
     def __str__(self):
         return f"{self.name} #{self.pk}"
+
+    @property
+    def state(self) -> str:
+        """pending, processed or failed; annotated by `with_state()`, else one query."""
+        if "_annotated_state" in self.__dict__:
+            return self.__dict__["_annotated_state"]
+        if self.failed_at is not None:
+            return self.State.FAILED
+        queued = SignalQueue.objects.filter(signal_id=self.pk).exists()
+        return self.State.PENDING if queued else self.State.PROCESSED
+
+    @state.setter
+    def state(self, value: str) -> None:
+        self.__dict__["_annotated_state"] = value
+
+    def refresh_from_db(self, *args, **kwargs):
+        self.__dict__.pop("_annotated_state", None)
+        super().refresh_from_db(*args, **kwargs)
+
+
+class SignalQueue(models.Model):
+    """Signals waiting for the drain: a narrow table the drain empties as it claims."""
+
+    signal = models.OneToOneField(Signal, primary_key=True, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        verbose_name = "queued signal"
+
+    def __str__(self):
+        return f"signal #{self.signal_id}"

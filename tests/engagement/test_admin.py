@@ -359,7 +359,7 @@ def test_requeueing_selected_failed_signals_moves_them_back_to_pending(admin_cli
     assert response.status_code == 302
     failed.refresh_from_db()
     processed.refresh_from_db()
-    assert (failed.state, failed.error, failed.processed_at) == ("pending", "", None)
+    assert (failed.state, failed.error, failed.failed_at) == ("pending", "", None)
     assert processed.state == "processed"
 
 
