@@ -5,3 +5,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("engagement.urls")),
 ]
+
+handler404 = "engagement.views.docs.not_found"
+handler500 = "engagement.views.docs.server_failure"

@@ -158,3 +158,16 @@ def test_the_openapi_document_is_valid_openapi_3(client):
     doc = client.get("/api/v1/openapi.json").json()
     assert doc["openapi"].startswith("3.")
     assert doc["paths"]["/api/v1/signals"]["post"]["x-pulse-scope"] == "ingest"
+
+
+@pytest.mark.parametrize("path", ["/api/v1/nope", "/v1/nope", "/api/v2/users"])
+def test_unknown_api_paths_answer_404_in_the_error_shape(client, path):
+    response = client.get(path)
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
+def test_the_openapi_document_refuses_writes_in_the_error_shape(client):
+    response = client.post("/api/v1/openapi.json", "{}", content_type="application/json")
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"
