@@ -59,7 +59,7 @@ class LargeTableAdmin(admin.ModelAdmin):
         return response
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class NoWrites:
     """Rows written only by Pulse itself: staff may look, never add, edit or delete."""
 
     def has_add_permission(self, request, obj=None):
@@ -70,6 +70,10 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class ReadOnlyAdmin(NoWrites, admin.ModelAdmin):
+    """A model admin for rows only Pulse writes."""
 
 
 def range_date_hierarchy(cl) -> dict:

@@ -19,7 +19,7 @@ from ..admin_panels import render_panels
 from ..identity import KINDS, Identifiers, normalize_email
 from ..models import EndUser, Membership, Tenant, UserAlias
 from ..people import group, identify
-from .common import LargeTableAdmin
+from .common import LargeTableAdmin, NoWrites
 
 EDITABLE = ("properties", "timezone", "locale", "reengagement_opt_out")
 
@@ -146,7 +146,7 @@ class NewMembershipInline(admin.TabularInline):
         return False
 
 
-class AliasInline(admin.TabularInline):
+class AliasInline(NoWrites, admin.TabularInline):
     """Identifiers of users merged into this one; they keep resolving here."""
 
     model = UserAlias
@@ -154,15 +154,6 @@ class AliasInline(admin.TabularInline):
     readonly_fields = fields
     extra = 0
     verbose_name_plural = "aliases (identifiers of merged users)"
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(EndUser)
