@@ -3,6 +3,8 @@
 from datetime import datetime
 
 from django.db import transaction
+from django.db.models import Value
+from django.db.models.functions import Coalesce
 
 from .models import EndUser, Erasure, UserAlias
 from .registry import entries
@@ -19,14 +21,16 @@ def erase_user(user: EndUser, *, erased_by: str, now: datetime) -> Erasure:
         for handler in entries("PULSE_USER_ERASE_HANDLERS"):
             counts.update(handler(user, now) or {})
         counts["aliases_removed"] = UserAlias.objects.filter(user=user).delete()[0]
-        EndUser.objects.filter(pk=user.pk).update(
+        merged = list(EndUser.objects.filter(merged_into=user).values_list("pk", flat=True))
+        counts["merged_users_scrubbed"] = len(merged)
+        EndUser.objects.filter(pk__in=[user.pk, *merged]).update(
             external_id=None,
             anonymous_id=None,
             email=None,
             properties={},
             timezone="",
             locale="",
-            deleted_at=now,
+            deleted_at=Coalesce("deleted_at", Value(now)),
         )
         return Erasure.objects.create(
             user_id_erased=user.pk, erased_by=erased_by, erased_at=now, counts=counts

@@ -295,9 +295,12 @@ def _retire_losers(survivor: EndUser, losers: Sequence[EndUser], now) -> list[tu
     loser_ids = [u.pk for u in losers]
     for loser in losers:
         inherited.extend((kind, getattr(loser, kind)) for kind in KINDS if getattr(loser, kind))
+    # The losers' properties now live on the survivor; no second copy of personal data stays.
     EndUser.objects.filter(pk__in=loser_ids).update(
-        deleted_at=now, merged_into=survivor, external_id=None, anonymous_id=None, email=None
+        deleted_at=now, merged_into=survivor, external_id=None, anonymous_id=None, email=None,
+        properties={}, timezone="", locale="",
     )
+    EndUser.objects.filter(merged_into_id__in=loser_ids).update(merged_into=survivor)
     UserAlias.objects.filter(user_id__in=loser_ids).update(user=survivor)
     return inherited
 
