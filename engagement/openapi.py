@@ -38,24 +38,25 @@ USER_REF = {
     "description": "a bare external id, or anon:<id>, email:<address>, ext:<id>",
 }
 IDENTIFIERS = {
-    "id": {"type": "string", "maxLength": 255},
-    "anonymous_id": {"type": "string", "maxLength": 255},
-    "email": {"type": "string", "format": "email"},
+    "id": {"type": "string", "minLength": 1, "maxLength": 255},
+    "anonymous_id": {"type": "string", "minLength": 1, "maxLength": 255},
+    "email": {"type": "string", "format": "email", "maxLength": 320},
 }
 SIGNAL = {
     "type": "object",
     "additionalProperties": False,
     "required": ["user", "name"],
     "properties": {
-        "user": {"type": "object", "additionalProperties": False, "properties": IDENTIFIERS},
-        "name": {"type": "string", "maxLength": 200},
+        "user": {"type": "object", "additionalProperties": False, "minProperties": 1,
+                 "properties": IDENTIFIERS, "description": "at least one identifier"},
+        "name": {"type": "string", "minLength": 1, "maxLength": 200},
         "occurred_at": {"type": "string", "format": "date-time"},
         "properties": {"type": "object"},
-        "tenant": {"type": "string"},
-        "feature": {"type": "string"},
-        "idempotency_key": {"type": "string", "maxLength": 255},
-        "item": {"type": "string"},
-        "interaction": {"type": "string"},
+        "tenant": {"type": "string", "minLength": 1, "maxLength": 200},
+        "feature": {"type": "string", "minLength": 1, "maxLength": 200},
+        "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 255},
+        "item": {"type": "string", "minLength": 1, "maxLength": 255},
+        "interaction": {"type": "string", "minLength": 1, "maxLength": 100},
         "context": {"type": "object"},
     },
 }
