@@ -45,8 +45,11 @@ def process_signals(
     now: datetime | None = None,
     batch_size: int | None = None,
     max_batches: int | None = None,
+    on_batch: Callable[[DrainResult], None] | None = None,
 ) -> DrainResult:
-    """Drain pending signals batch by batch until none is left (or `max_batches`)."""
+    """Drain pending signals batch by batch until none is left (or `max_batches`).
+
+    `on_batch(result_so_far)` is called after each committed batch (progress display)."""
     batch_size = batch_size or settings.PULSE_DRAIN_BATCH_SIZE
     handlers = entries("PULSE_SIGNAL_HANDLERS")
     result = DrainResult()
@@ -62,6 +65,8 @@ def process_signals(
         result.processed += len(batch) - len(failed)
         result.failed += len(failed)
         result.errors.extend(failed.values())
+        if on_batch:
+            on_batch(result)
         log.info(
             "event=drain_batch size=%d processed=%d failed=%d duration_ms=%d",
             len(batch), len(batch) - len(failed), len(failed),

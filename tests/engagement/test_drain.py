@@ -171,3 +171,23 @@ def count_calls(signals, context):
     with _lock:
         CALLS.extend(s.pk for s in signals)
         THREADS_SEEN.add(threading.get_ident())
+
+
+@pytest.mark.django_db
+def test_the_process_signals_command_shows_progress_and_a_summary(capsys):
+    from django.core.management import call_command
+
+    _ingest(["a", "b", "c"])
+    call_command("process_signals", "--batch-size", "2", "--now", "2026-01-01T00:00:00Z")
+    out, err = capsys.readouterr()
+    assert out.strip().splitlines()[-1] == "batches=2 processed=3 failed=0"
+    assert "drained 3 signals" in err
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("args", [["--batch-size", "0"], ["--now", "not-a-time"]])
+def test_the_process_signals_command_refuses_bad_arguments(args):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError):
+        call_command("process_signals", *args)

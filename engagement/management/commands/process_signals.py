@@ -16,8 +16,15 @@ class Command(BaseCommand):
         if batch_size is not None and not 1 <= batch_size <= 10_000:
             raise CommandError("--batch-size must be between 1 and 10000")
         result = process_signals(
-            now=parse_now(now) if now else None, batch_size=batch_size, max_batches=max_batches
+            now=parse_now(now) if now else None, batch_size=batch_size, max_batches=max_batches,
+            on_batch=self._progress,
         )
+        self.stderr.write("")
         self.stdout.write(
             f"batches={result.batches} processed={result.processed} failed={result.failed}"
         )
+
+    def _progress(self, result):
+        """A running count on stderr; the summary line stays alone on stdout."""
+        self.stderr.write(f"\rdrained {result.processed + result.failed:,} signals", ending="")
+        self.stderr.flush()
