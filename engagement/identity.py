@@ -70,6 +70,21 @@ def apply_properties_patch(properties: dict, patch: dict | None) -> dict:
     return merged
 
 
+def properties_patch_between(current: dict, desired: dict) -> dict:
+    """The patch that turns `current` into `desired` (removed keys become `null`)."""
+    patch = {key: None for key in current or {} if key not in desired}
+    patch.update({k: v for k, v in desired.items() if (current or {}).get(k) != v})
+    return patch
+
+
+def identifiers_of(user: EndUser) -> Identifiers:
+    """One identifier that names this live user (the strongest it has)."""
+    for kind in KINDS:
+        if getattr(user, kind):
+            return Identifiers(**{kind: getattr(user, kind)})
+    raise ValueError(f"user #{user.pk} has no identifier left (merged or erased)")
+
+
 # --- lookups --------------------------------------------------------------
 
 

@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from ..admin_panels import render_panels
-from ..identity import KINDS, Identifiers, normalize_email
+from ..identity import KINDS, identifiers_of, normalize_email, properties_patch_between
 from ..models import EndUser, Membership, Tenant, UserAlias
 from ..people import group, identify
 from .common import LargeTableAdmin, NoWrites
@@ -249,9 +249,7 @@ class EndUserAdmin(LargeTableAdmin):
         current = EndUser.objects.get(pk=obj.pk)
         kwargs = {}
         if "properties" in changed:
-            new = form.cleaned_data["properties"]
-            patch = {key: None for key in current.properties if key not in new}
-            patch.update({k: v for k, v in new.items() if current.properties.get(k) != v})
+            patch = properties_patch_between(current.properties, form.cleaned_data["properties"])
             if patch:
                 kwargs["properties"] = patch
         for name in ("timezone", "locale", "reengagement_opt_out"):
@@ -285,14 +283,6 @@ class EndUserAdmin(LargeTableAdmin):
         # What Django's change message reads after formset.save().
         formset.new_objects, formset.changed_objects, formset.deleted_objects = new, changed, []
         return None
-
-
-def identifiers_of(user: EndUser) -> Identifiers:
-    """One identifier that names this live user (the strongest it has)."""
-    for kind in KINDS:
-        if getattr(user, kind):
-            return Identifiers(**{kind: getattr(user, kind)})
-    raise ValueError(f"user #{user.pk} has no identifier left (merged or erased)")
 
 
 def as_id(value: str) -> int | None:

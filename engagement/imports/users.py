@@ -96,16 +96,17 @@ def _live_users(pks: set[int]) -> dict[int, EndUser]:
     """pk → the live user it is now (following merges made while resolving the chunk).
 
     One instance per live user, so patches of two rows naming the same user add up.
+    Merges keep `merged_into` pointing at the current survivor, so one hop (one
+    more query at most) reaches it.
     """
     loaded = EndUser.objects.in_bulk(list(pks))
+    hops = {u.merged_into_id for u in loaded.values() if u.deleted_at and u.merged_into_id} - set(loaded)
+    if hops:
+        loaded.update(EndUser.objects.in_bulk(list(hops)))
     live = {}
     for pk in pks:
         user = loaded[pk]
-        for _ in range(20):
-            if user.deleted_at is None or user.merged_into_id is None:
-                break
-            if user.merged_into_id not in loaded:
-                loaded.update(EndUser.objects.in_bulk([user.merged_into_id]))
+        if user.deleted_at is not None and user.merged_into_id is not None:
             user = loaded[user.merged_into_id]
         live[pk] = user
     return live
