@@ -170,8 +170,16 @@ PULSE_SCHEDULER_SILENT_AFTER = timedelta(minutes=3)
 PULSE_RATE_LIMITS = {
     "ingest": env.int("PULSE_RATE_LIMIT_INGEST", default=6000),
     "read": env.int("PULSE_RATE_LIMIT_READ", default=3000),
+    "send": env.int("PULSE_RATE_LIMIT_SEND", default=3000),
     "admin": env.int("PULSE_RATE_LIMIT_ADMIN", default=600),
+    # per user, for requests made with that user's token
+    "user_token": env.int("PULSE_RATE_LIMIT_USER_TOKEN", default=600),
 }
+# User tokens (engagement/user_tokens.py): lifetime by default and at most.
+PULSE_USER_TOKEN_TTL = timedelta(seconds=env.int("PULSE_USER_TOKEN_TTL", default=3600))
+PULSE_USER_TOKEN_MAX_TTL = timedelta(seconds=env.int("PULSE_USER_TOKEN_MAX_TTL", default=86400))
+# Browser origins allowed to call the routes that accept user tokens ("*" for any).
+PULSE_CORS_ORIGINS = env.list("PULSE_CORS_ORIGINS", default=[])
 
 # Ordered registries (DESIGN.md §2).
 PULSE_SIGNAL_HANDLERS = [

@@ -205,10 +205,33 @@ def _check_external_ids(users: Sequence[EndUser], ids: Identifiers) -> None:
     if ids.external_id:
         external.add(ids.external_id)
     if len(external) > 1:
-        raise IdentityConflict(
-            "these identifiers belong to users with different external ids: "
-            + ", ".join(sorted(external))
-        )
+        raise IdentityConflict(conflict_message(users, ids))
+
+
+KIND_LABELS = {"external_id": "external id", "anonymous_id": "anonymous id", "email": "email"}
+
+
+def conflict_message(users: Sequence[EndUser], ids: Identifiers) -> str:
+    """Which of the request's own identifiers collide, never whose they are.
+
+    The answer may reach a public (`ingest`) key, so it names identifier kinds
+    only: never another user's external id, nor that an email is taken by whom.
+    """
+    colliding = [kind for kind, value in ids.pairs() if _holder_external_id(users, ids, kind, value)]
+    labels = [KIND_LABELS[kind] for kind in colliding] or [KIND_LABELS[k] for k, _ in ids.pairs()]
+    return (
+        f"the {' and '.join(labels)} in this request name users with different external ids, "
+        "which are never merged"
+    )
+
+
+def _holder_external_id(users, ids: Identifiers, kind: str, value: str) -> str | None:
+    if kind == "external_id":
+        return value
+    for user in users:
+        if getattr(user, kind) == value:
+            return user.external_id
+    return None
 
 
 def _fill_identifiers(user: EndUser, ids: Identifiers, now: datetime) -> list[str]:

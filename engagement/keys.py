@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db.models import Q
 
 from .models import ApiKey
-from .models.keys import SCOPES
+from .models.keys import SCOPES, scope_allows
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
@@ -34,7 +34,7 @@ class CachedKey:
     revoked: bool
 
     def allows(self, scope: str) -> bool:
-        return "admin" in self.scopes or scope in self.scopes
+        return scope_allows(self.scopes, scope)
 
 
 def hash_key(raw: str) -> str:

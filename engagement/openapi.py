@@ -4,12 +4,14 @@ Each app lists its fragment in PULSE_OPENAPI_FRAGMENTS; `x-pulse-scope` on an
 operation names the API-key scope it needs.
 """
 
+import re
+
 from .registry import entries
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 
 
-def _op(summary, scope, *, status="200", body=None, params=(), responses=None):
+def _op(summary, scope, *, status="200", body=None, body_required=True, params=(), responses=None):
     operation = {
         "summary": summary,
         "x-pulse-scope": scope,
@@ -22,7 +24,7 @@ def _op(summary, scope, *, status="200", body=None, params=(), responses=None):
                            ("429", "rate limited; see Retry-After")):
             operation["responses"][code] = {"description": text, "content": _json(ERROR)}
     if body:
-        operation["requestBody"] = {"required": True, "content": _json(body)}
+        operation["requestBody"] = {"required": body_required, "content": _json(body)}
         operation["responses"]["400"] = {"description": "invalid body", "content": _json(ERROR)}
         operation["responses"]["413"] = {"description": "body over 1 MiB", "content": _json(ERROR)}
         operation["responses"]["415"] = {"description": "not JSON", "content": _json(ERROR)}
@@ -35,7 +37,9 @@ def _json(schema):
 
 USER_REF = {
     "name": "user_ref", "in": "path", "required": True, "schema": {"type": "string"},
-    "description": "a bare external id, or anon:<id>, email:<address>, ext:<id>",
+    "description": "one path segment naming one user, exactly as stored: a bare external id, "
+    "or ext:<id>, anon:<id>, email:<address>, or b64:<base64url of one of those> for an "
+    "identifier holding a '/'. Percent-encode it once; nothing is trimmed.",
 }
 IDENTIFIERS = {
     "id": {"type": "string", "minLength": 1, "maxLength": 255},
@@ -59,6 +63,10 @@ SIGNAL = {
         "interaction": {"type": "string", "minLength": 1, "maxLength": 100},
         "context": {"type": "object"},
     },
+}
+TOKEN_REQUEST = {
+    "type": "object", "additionalProperties": False,
+    "properties": {"ttl_seconds": {"type": "integer", "minimum": 60, "maximum": 86400}},
 }
 IDENTIFY = {
     "type": "object",
@@ -87,16 +95,26 @@ IDENTIFY = {
 FRAGMENT = {
     "paths": {
         "/api/v1/users": {
-            "post": _op("Identify a user: resolve, merge, patch properties, join tenants",
+            "post": _op("Identify a user: resolve, merge, patch properties, join tenants. With "
+                        "only the ingest scope the answer is {id, created, merged_user_ids}; "
+                        "a key that also has read gets the whole user",
                         "ingest", body=IDENTIFY, responses={
                             "201": {"description": "created"},
-                            "409": {"description": "identity_conflict", "content": _json(ERROR)}}),
+                            "409": {"description": "identity_conflict: names which of the "
+                                    "request's identifiers collide, never whose they are",
+                                    "content": _json(ERROR)}}),
         },
         "/api/v1/users/{user_ref}": {
             "get": _op("A user with memberships and recent signals", "read", params=[USER_REF],
                        responses={"404": {"description": "no such user"}}),
             "delete": _op("Erase a user (GDPR)", "admin", params=[USER_REF],
                           responses={"404": {"description": "no such user"}}),
+        },
+        "/api/v1/users/{user_ref}/token": {
+            "post": _op("Mint a short-lived user token for this user (default 1 hour); body "
+                        "optional: {ttl_seconds}", "send", status="201", params=[USER_REF],
+                        body=TOKEN_REQUEST, body_required=False,
+                        responses={"404": {"description": "no such user"}}),
         },
         "/api/v1/signals": {
             "post": _op("Ingest one signal or {signals: [...]} of up to 1000", "ingest",
@@ -124,6 +142,8 @@ FRAGMENT = {
 
 
 def document() -> dict:
+    """Every app's fragment merged per path and method, with each operation's scope read
+    from its view, so the document cannot drift from what the plumbing enforces."""
     doc = {
         "openapi": "3.1.0",
         "info": {"title": "Pulse API", "version": "1"},
@@ -131,7 +151,53 @@ def document() -> dict:
         "components": {"securitySchemes": {}, "schemas": {}},
     }
     for fragment in entries("PULSE_OPENAPI_FRAGMENTS"):
-        doc["paths"].update(fragment.get("paths", {}))
+        merge_paths(doc["paths"], fragment.get("paths", {}))
         for section, values in fragment.get("components", {}).items():
             doc["components"].setdefault(section, {}).update(values)
+    doc["components"]["securitySchemes"]["userToken"] = {
+        "type": "http", "scheme": "bearer",
+        "description": "a user token (ut_…) from POST /api/v1/users/{user_ref}/token; "
+        "accepted only where an operation says x-pulse-user-token, and only for its own user",
+    }
+    for path, view in api_routes():
+        _apply_view_scopes(doc["paths"].get(path, {}), view)
     return doc
+
+
+def merge_paths(paths: dict, added: dict) -> None:
+    """Add a fragment's operations; the same path and method twice is a mistake, not an override."""
+    for path, operations in added.items():
+        target = paths.setdefault(path, {})
+        for method, operation in operations.items():
+            if method in target:
+                raise ValueError(f"OpenAPI fragments both define {method.upper()} {path}")
+            target[method] = operation
+
+
+def api_routes(patterns=None, prefix: str = ""):
+    """(OpenAPI path, view) for every URL pattern outside the admin."""
+    from django.urls import URLPattern, URLResolver, get_resolver
+
+    for entry in get_resolver().url_patterns if patterns is None else patterns:
+        route = prefix + str(entry.pattern)
+        if route.startswith("admin/"):
+            continue
+        if isinstance(entry, URLResolver):
+            yield from api_routes(entry.url_patterns, route)
+        elif isinstance(entry, URLPattern):
+            yield "/" + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", route), entry.callback
+
+
+def _apply_view_scopes(operations: dict, view) -> None:
+    scopes = getattr(view, "pulse_scopes", None)
+    if scopes is None:
+        return
+    token_methods = getattr(view, "pulse_user_token", ())
+    for method, scope in scopes.items():
+        operation = operations.get(method.lower())
+        if operation is None:
+            continue
+        operation["x-pulse-scope"] = scope
+        if method in token_methods:
+            operation["x-pulse-user-token"] = True
+            operation["security"] = [*operation.get("security", []), {"userToken": []}]

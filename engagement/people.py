@@ -117,9 +117,7 @@ def alias(
             )
         )
         if any(u.external_id and u.external_id != user_id for u in previous):
-            raise IdentityConflict(
-                f"{previous_id!r} already belongs to a user with another external id"
-            )
+            raise IdentityConflict("the previous id already names a user with another external id")
         merged = [u.pk for u in previous]
         if previous:
             target = merge_users([target, *previous], now=now)

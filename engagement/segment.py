@@ -36,7 +36,6 @@ import binascii
 import hashlib
 import logging
 import math
-import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -48,7 +47,8 @@ from django.http import HttpRequest
 
 from . import people
 from . import validation as v
-from .api import ApiError, decode_json_object, read_body
+from .api import ApiError, decode_json_object
+from .http_body import decoded_body
 from .identity import Identifiers, IdentityConflict
 from .ingest import SignalInput, ingest_signals
 from .models import Signal
@@ -102,55 +102,7 @@ def read_payload(request: HttpRequest) -> dict:
     """The JSON object in the body: JSON or text/plain, gzip or not, at most 1 MiB inflated."""
     if (request.content_type or "").lower() not in CONTENT_TYPES:
         raise ApiError(415, "unsupported_media_type", "send the body as application/json or text/plain")
-    encoding = _content_encoding(request.headers.get("Content-Encoding", ""))
-    limit = settings.PULSE_MAX_BODY_BYTES
-    body = read_body(request, limit)
-    if encoding == "gzip":
-        body = gunzip(body, limit)
-    return decode_json_object(body, not_object_code="invalid_json")
-
-
-def _content_encoding(header: str) -> str:
-    codings = [c.strip().lower() for c in header.split(",") if c.strip()]
-    codings = [c for c in codings if c != "identity"]
-    if not codings:
-        return "identity"
-    if codings in (["gzip"], ["x-gzip"]):
-        return "gzip"
-    raise ApiError(415, "unsupported_media_type", "the only content encoding understood is gzip")
-
-
-def gunzip(data: bytes, limit: int) -> bytes:
-    """Inflate gzip `data` (one or more members) without ever holding more than `limit` + 1 bytes.
-
-    Raises 413 as soon as the output passes `limit` (a gzip bomb is never
-    inflated in full) and 400 when the data is not complete gzip.
-    """
-    out = bytearray()
-    pending = data
-    try:
-        while True:
-            inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-            chunk = pending
-            while True:
-                piece = inflater.decompress(chunk, limit + 1 - len(out))
-                out += piece
-                if len(out) > limit:
-                    raise _too_large(limit)
-                if inflater.eof:
-                    break
-                chunk = inflater.unconsumed_tail
-                if not chunk and not piece:
-                    raise ApiError(400, "invalid_gzip", "the gzip body is truncated")
-            pending = inflater.unused_data
-            if not pending.strip(b"\x00"):
-                return bytes(out)
-    except zlib.error as exc:
-        raise ApiError(400, "invalid_gzip", f"the body is not valid gzip: {exc}") from None
-
-
-def _too_large(limit: int) -> ApiError:
-    return ApiError(413, "payload_too_large", f"the body exceeds {limit} bytes once decompressed")
+    return decode_json_object(decoded_body(request), not_object_code="invalid_json")
 
 
 # --- messages ----------------------------------------------------------------
@@ -366,6 +318,8 @@ def _check_json(value, where: str, depth: int = 0) -> None:
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise Invalid(f"{where} holds a number out of range")
+    elif value is v.OUT_OF_RANGE:
+        raise Invalid(f"{where} holds an integer outside the 64-bit range")
     elif isinstance(value, dict):
         for key, item in value.items():
             _check_text(key, where)

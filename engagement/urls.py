@@ -7,7 +7,9 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("api/v1/openapi.json", docs.openapi_json, name="openapi"),
     path("api/v1/users", users.users_collection, name="users"),
-    path("api/v1/users/<path:user_ref>", users.user_detail, name="user-detail"),
+    # A ref is one path segment (engagement/refs.py); sub-routes of a user follow it.
+    path("api/v1/users/<str:user_ref>", users.user_detail, name="user-detail"),
+    path("api/v1/users/<str:user_ref>/token", users.user_token, name="user-token"),
     path("api/v1/signals", signals.signals_collection, name="signals"),
     # Segment-compatible tracking API (engagement/segment.py)
     path("v1/track", segment_views.track, name="segment-track"),

@@ -15,13 +15,53 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.utils.dateparse import parse_datetime
 
 MAX_JSON_DEPTH = 12
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+
+
+class OutOfRangeInteger:
+    """An integer literal outside 64 bits, kept in place of its value by `strict_json_loads`.
+
+    Neither database compares such a number as an integer (SQLite turns it into
+    a float), and past 4,300 digits Python cannot even parse it. Keeping a
+    marker instead of failing the whole body lets validation reject only the
+    item that holds it, naming its field.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self):
+        return "<integer out of range>"
+
+
+OUT_OF_RANGE = OutOfRangeInteger()
 
 
 def strict_json_loads(text: str | bytes, *, finite: bool = True):
     """json.loads that refuses NaN and Infinity (not JSON) and, with `finite`, numbers too
-    large for a float (1e400), which no database stores. Raises ValueError. A batch body is
-    parsed with `finite=False` so such a number rejects only its own item (`json_object`)."""
-    return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float if finite else float)
+    large for a float (1e400) or integers outside 64 bits, which no database stores. Raises
+    ValueError. A batch body is parsed with `finite=False` so such a number rejects only its
+    own item (`json_object`, `string`, … name the field)."""
+    return json.loads(
+        text,
+        parse_constant=_refuse_constant,
+        parse_float=_finite_float if finite else float,
+        parse_int=_strict_int if finite else _int_or_marker,
+    )
+
+
+def _int_or_marker(text: str):
+    digits = len(text) - text.startswith("-")
+    if digits > 19:
+        return OUT_OF_RANGE
+    value = int(text)
+    return value if INT_MIN <= value <= INT_MAX else OUT_OF_RANGE
+
+
+def _strict_int(text: str) -> int:
+    value = _int_or_marker(text)
+    if value is OUT_OF_RANGE:
+        raise ValueError(f"the integer {text[:20]}… is outside the 64-bit range")
+    return value
 
 
 def _refuse_constant(name: str):
@@ -122,7 +162,8 @@ def json_object(max_depth: int = MAX_JSON_DEPTH) -> Callable:
         if _depth(value) > max_depth:
             _fail(where, f"nests deeper than {max_depth} levels")
         if _has_bad_text(value):
-            _fail(where, "must hold valid UTF-8 text without NUL characters, and finite numbers")
+            _fail(where, "must hold valid UTF-8 text without NUL characters, and numbers in range "
+                  "(finite, integers within 64 bits)")
         return value
 
     return check
@@ -185,6 +226,7 @@ def _type_name(value) -> str:
     return {
         bool: "a boolean", int: "a number", float: "a number", str: "a string",
         list: "an array", dict: "an object", type(None): "null",
+        OutOfRangeInteger: "an integer outside the 64-bit range",
     }.get(type(value), type(value).__name__)
 
 
@@ -210,6 +252,8 @@ def _bad_text(value: str) -> bool:
 
 
 def _has_bad_text(value) -> bool:
+    if value is OUT_OF_RANGE:
+        return True
     if isinstance(value, float):
         return not math.isfinite(value)
     if isinstance(value, str):

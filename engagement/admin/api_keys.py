@@ -17,8 +17,9 @@ from ..models import ApiKey
 from ..models.keys import SCOPES
 
 SCOPE_HELP = {
-    "ingest": "send signals and identify users",
-    "read": "read users and signals",
+    "ingest": "send signals and identify users; reads nothing back (safe inside client apps)",
+    "read": "read users, signals and derived state",
+    "send": "act for users on the server side: send messages, mint user tokens, lifecycle answers",
     "admin": "everything, including key and data management",
 }
 

@@ -2,7 +2,8 @@
 
 from django.db import models
 
-SCOPES = ("ingest", "read", "admin")
+# What each scope grants is in docs/ARCHITECTURE.md ("Scopes"); `admin` implies the others.
+SCOPES = ("ingest", "read", "send", "admin")
 
 
 class ApiKey(models.Model):
@@ -25,4 +26,9 @@ class ApiKey(models.Model):
         return self.revoked_at is None
 
     def allows(self, scope: str) -> bool:
-        return "admin" in self.scopes or scope in self.scopes
+        return scope_allows(self.scopes, scope)
+
+
+def scope_allows(granted, scope: str) -> bool:
+    """A key's scopes grant exactly what they name; `admin` grants every scope."""
+    return "admin" in granted or scope in granted

@@ -7,10 +7,12 @@ from django.db import DatabaseError, connection
 from django.http import JsonResponse
 from django.utils import timezone
 
+from ..api import public_view
 from ..jobs import last_tick
 from ..redis_client import ping
 
 
+@public_view(("GET", "HEAD"))
 def healthz(request):
     try:
         with connection.cursor() as cursor:

@@ -9,9 +9,10 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from .. import segment
-from ..api import ApiError, RateLimited, authorize
+from ..api import ApiError, authorize
 
 SCOPE = "ingest"
+CHALLENGE = 'Basic realm="pulse"'  # Segment SDKs send the write key as the Basic username
 
 
 def _endpoint(kind: str):
@@ -23,17 +24,18 @@ def _endpoint(kind: str):
                 raise ApiError(405, "method_not_allowed", "use POST on this path")
             header_key = segment.basic_auth_key(request)
             if header_key:
-                authorize(request, SCOPE, header_key)
+                authorize(request, SCOPE, header_key, challenge=CHALLENGE)
             payload = segment.read_payload(request)
             if not header_key:
-                authorize(request, SCOPE, segment.body_write_key(payload))
+                authorize(request, SCOPE, segment.body_write_key(payload), challenge=CHALLENGE)
             return JsonResponse(segment.receive(kind, payload, now=received_at))
         except ApiError as exc:
             return _error(exc)
 
     view.__name__ = view.__qualname__ = f"segment_{kind}"
-    view.pulse_scope = SCOPE
+    view.pulse_scopes = {"POST": SCOPE}
     view.pulse_methods = ("POST",)
+    view.pulse_user_token = ()
     return view
 
 
@@ -42,8 +44,8 @@ def _error(exc: ApiError) -> JsonResponse:
     if exc.details:
         body["dropped"] = exc.details
     response = JsonResponse(body, status=exc.status)
-    if isinstance(exc, RateLimited):
-        response["Retry-After"] = str(exc.retry_after)
+    for name, value in exc.headers.items():
+        response[name] = value
     if exc.status == 405:
         response["Allow"] = "POST"
     return response

@@ -64,7 +64,7 @@ def _raw_items(body: dict) -> list:
     return items
 
 
-@api_view(scope="ingest", methods=("POST",))
+@api_view({"POST": "ingest"})
 def signals_collection(request):
     items = _raw_items(parse_json_object(request))
     parsed, positions, rejected = [], [], []

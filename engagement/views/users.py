@@ -1,13 +1,17 @@
-"""`/api/v1/users`: identify, read and erase users."""
+"""`/api/v1/users`: identify, read and erase users, and mint user tokens."""
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.utils import timezone
 
+from .. import user_tokens
 from .. import validation as v
-from ..api import ApiError, api_view, json_response, parse_json_object
+from ..api import ApiError, allows, api_view, json_response, parse_json_object, user_for_ref
 from ..erase import erase_user
-from ..identity import Identifiers, find_user
+from ..identity import Identifiers
 from ..people import TenantLink, identify
-from ..refs import parse_user_ref
+from ..refs import canonical_ref
 from ..registry import entries
 
 TENANT_LINK = {
@@ -28,8 +32,21 @@ IDENTIFY = {
 }
 
 
-@api_view(scope="ingest", methods=("POST",))
+def _ttl_seconds(value, where):
+    if isinstance(value, bool) or not isinstance(value, int):
+        v._fail(where, "must be a whole number of seconds")
+    most = int(settings.PULSE_USER_TOKEN_MAX_TTL.total_seconds())
+    if not 60 <= value <= most:
+        v._fail(where, f"must be between 60 and {most}")
+    return value
+
+
+TOKEN = {"ttl_seconds": v.Field(_ttl_seconds)}
+
+
+@api_view({"POST": "ingest"})
 def users_collection(request):
+    """Identify. An `ingest` key learns only the user's ref: it may ship inside client apps."""
     data = _validated(parse_json_object(request), IDENTIFY)
     ids = Identifiers(data.get("id"), data.get("anonymous_id"), data.get("email"))
     if not ids:
@@ -45,19 +62,21 @@ def users_collection(request):
         reengagement_opt_out=data.get("reengagement_opt_out"),
     )
     status = 201 if resolution.created else 200
-    body = serialize_user(resolution.user)
+    body = serialize_user(resolution.user) if allows(request, "read") else {
+        "id": canonical_ref(resolution.user)
+    }
+    body["created"] = resolution.created
     body["merged_user_ids"] = resolution.merged_ids
     return json_response(body, status=status)
 
 
-@api_view(scope="read", methods=("GET", "DELETE"))
+@api_view({"GET": "read", "DELETE": "admin"})
 def user_detail(request, user_ref):
-    user = _user_or_404(user_ref)
+    user = user_for_ref(request, user_ref)
     if request.method == "DELETE":
-        if not request.api_key.allows("admin"):
-            raise ApiError(403, "forbidden", "erasing a user needs the 'admin' scope")
-        erasure = erase_user(user, erased_by=f"api_key:{request.api_key.name}", now=timezone.now())
-        return json_response({"erased": True, "user_id": user.pk, "counts": erasure.counts})
+        ref = canonical_ref(user)
+        erasure = erase_user(user, erased_by=request.actor, now=timezone.now())
+        return json_response({"erased": True, "user": ref, "internal_id": user.pk, "counts": erasure.counts})
     body = serialize_user(user)
     for section in entries("PULSE_USER_SECTIONS"):
         key, value = section(user)
@@ -65,15 +84,24 @@ def user_detail(request, user_ref):
     return json_response(body)
 
 
-def _user_or_404(user_ref):
-    try:
-        ids = parse_user_ref(user_ref)
-    except ValueError as exc:
-        raise ApiError(400, "invalid_user_ref", str(exc)) from None
-    user = find_user(ids)
-    if user is None:
-        raise ApiError(404, "not_found", "no such user")
-    return user
+@api_view({"POST": "send"})
+def user_token(request, user_ref):
+    """Mint a short-lived token a client app sends to act for this one user."""
+    user = user_for_ref(request, user_ref)
+    data = _validated(_optional_json_object(request), TOKEN)
+    ttl = timedelta(seconds=data["ttl_seconds"]) if "ttl_seconds" in data else None
+    token, expires_at = user_tokens.mint(user, now=timezone.now(), ttl=ttl)
+    return json_response(
+        {"token": token, "expires_at": expires_at.isoformat(), "user": canonical_ref(user)}, status=201
+    )
+
+
+def _optional_json_object(request) -> dict:
+    """A JSON object body, or {} when the request has no body at all."""
+    has_body = request.META.get("CONTENT_LENGTH", "").strip() not in ("", "0") or (
+        "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
+    )
+    return parse_json_object(request) if has_body else {}
 
 
 def _validated(data, spec):
@@ -85,7 +113,8 @@ def _validated(data, spec):
 
 def serialize_user(user) -> dict:
     return {
-        "id": user.pk,
+        "id": canonical_ref(user),
+        "internal_id": user.pk,
         "external_id": user.external_id,
         "anonymous_id": user.anonymous_id,
         "email": user.email,

@@ -53,7 +53,8 @@ def test_user_refs_accept_every_prefix(api):
     for ref in ("u1", "ext:u1", "anon:a1", "email:u1@x.io", "email:U1%40X.io"):
         response = api.get_json(f"/api/v1/users/{ref}")
         assert response.status_code == 200, ref
-        assert response.json()["id"] == user.pk
+        assert response.json()["internal_id"] == user.pk
+        assert response.json()["id"] == "ext:u1"
 
 
 def test_an_empty_prefixed_ref_answers_400(api):
@@ -160,11 +161,19 @@ def test_the_openapi_document_is_valid_openapi_3(client):
     assert doc["paths"]["/api/v1/signals"]["post"]["x-pulse-scope"] == "ingest"
 
 
-@pytest.mark.parametrize("path", ["/api/v1/nope", "/v1/nope", "/api/v2/users"])
+@pytest.mark.parametrize("path", ["/api/v1/nope", "/api/v2/users", "/api/v1/users/u1/nope"])
 def test_unknown_api_paths_answer_404_in_the_error_shape(client, path):
     response = client.get(path)
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("path", ["/v1/nope", "/v1/track/extra"])
+def test_unknown_segment_paths_answer_404_in_the_segment_shape(client, path):
+    response = client.post(path, "{}", content_type="application/json")
+    assert response.status_code == 404
+    assert response.json() == {"success": False, "code": "not_found",
+                               "message": "no such Segment-compatible endpoint"}
 
 
 def test_the_openapi_document_refuses_writes_in_the_error_shape(client):

@@ -552,7 +552,7 @@ def test_every_segment_route_is_documented_with_the_ingest_scope_and_basic_auth(
     assert len(routes) == 8
     for route in routes:
         operation = doc["paths"][f"/{route.pattern}"]["post"]
-        assert operation["x-pulse-scope"] == route.callback.pulse_scope == "ingest"
+        assert operation["x-pulse-scope"] == route.callback.pulse_scopes["POST"] == "ingest"
         assert operation["security"] == [{"segmentWriteKey": []}]
         assert {"200", "400", "401", "403", "413", "415", "429"} <= set(operation["responses"])
     assert doc["components"]["securitySchemes"]["segmentWriteKey"]["scheme"] == "basic"

@@ -22,11 +22,11 @@ def test_identify_merges_and_reports_the_merged_users(api):
     api.post_json("/api/v1/users", {"id": "u1"})
     merged = api.post_json("/api/v1/users", {"id": "u1", "anonymous_id": "a1"})
     assert merged.status_code == 200
-    assert merged.json()["merged_user_ids"] == [anon["id"]]
+    assert merged.json()["merged_user_ids"] == [anon["internal_id"]]
     assert merged.json()["properties"] == {"utm": "ad"}
     assert api.get_json("/api/v1/users/anon:a1").json()["external_id"] == "u1"
     identify = Signal.objects.filter(name="$identify").order_by("-pk").first()
-    assert identify.properties["merged_user_ids"] == [anon["id"]]
+    assert identify.properties["merged_user_ids"] == [anon["internal_id"]]
 
 
 @pytest.mark.parametrize("body", [

@@ -9,7 +9,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--name", required=True)
-        parser.add_argument("--scopes", default="ingest", help="comma-separated: ingest,read,admin")
+        parser.add_argument(
+            "--scopes", default="ingest",
+            help="comma-separated subset of ingest,read,send,admin (admin implies the others)",
+        )
 
     def handle(self, *args, name, scopes, **options):
         if not name.strip() or len(name) > 200:
