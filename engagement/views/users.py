@@ -91,9 +91,8 @@ def user_token(request, user_ref):
     data = _validated(_optional_json_object(request), TOKEN)
     ttl = timedelta(seconds=data["ttl_seconds"]) if "ttl_seconds" in data else None
     token, expires_at = user_tokens.mint(user, now=timezone.now(), ttl=ttl)
-    return json_response(
-        {"token": token, "expires_at": expires_at.isoformat(), "user": canonical_ref(user)}, status=201
-    )
+    # No ref in the answer: a `send` key that named the user by email must not learn its id.
+    return json_response({"token": token, "expires_at": expires_at.isoformat()}, status=201)
 
 
 def _optional_json_object(request) -> dict:
