@@ -114,7 +114,8 @@ def test_an_ingest_key_learns_only_the_ref_of_the_user_it_identifies(api_as):
 
 
 def test_a_key_that_also_reads_gets_the_whole_user_from_identify(api_as):
-    body = api_as("ingest,read").post_json("/api/v1/users", {"id": "u1", "properties": {"plan": "pro"}}).json()
+    client = api_as("ingest,read")
+    body = client.post_json("/api/v1/users", {"id": "u1", "properties": {"plan": "pro"}}).json()
     assert body["properties"] == {"plan": "pro"} and body["id"] == "ext:u1" and body["created"] is True
 
 

@@ -132,7 +132,8 @@ def test_cors_answers_only_configured_origins_on_token_routes(client, ada, setti
     assert "Authorization" in preflight.headers["Access-Control-Allow-Headers"]
     assert preflight.headers["Access-Control-Allow-Methods"] == "GET"
     token, _ = user_tokens.mint(ada, now=timezone.now())
-    actual = client.get("/api/v1/users/ext:ada/whoami", HTTP_ORIGIN="https://app.example.com", **bearer(token))
+    actual = client.get("/api/v1/users/ext:ada/whoami", HTTP_ORIGIN="https://app.example.com",
+                        **bearer(token))
     assert actual.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
     other = client.get("/api/v1/users/ext:ada/whoami", HTTP_ORIGIN="https://evil.example", **bearer(token))
     assert "Access-Control-Allow-Origin" not in other.headers
