@@ -209,3 +209,13 @@ PULSE_AUDIENCES = []
 PULSE_SCHEDULES = [
     ("prune_job_runs", "17 3 * * *", "engagement.maintenance.prune_job_runs"),
 ]
+
+# Admin login throttling (engagement/login_throttle.py), per username and per client address.
+PULSE_LOGIN_MAX_FAILURES = env.int("PULSE_LOGIN_MAX_FAILURES", default=10)
+PULSE_LOGIN_WINDOW = timedelta(seconds=env.int("PULSE_LOGIN_WINDOW_SECONDS", default=900))
+PULSE_LOGIN_LOCKOUT = timedelta(seconds=env.int("PULSE_LOGIN_LOCKOUT_SECONDS", default=900))
+# Proxies (IPs or CIDR networks) whose X-Forwarded-For is believed (engagement/client_address.py).
+PULSE_TRUSTED_PROXIES = env.list("PULSE_TRUSTED_PROXIES", default=[])
+
+# The public landing page at / (engagement/home.py) describes itself in the OpenAPI document.
+PULSE_OPENAPI_FRAGMENTS += ["engagement.home_openapi.FRAGMENT"]

@@ -2,14 +2,17 @@
 
 Admin classes only translate forms and actions into calls of the domain
 functions (`keys.create_api_key` / `revoke`, `pipeline.requeue_failed`,
-`people.identify` / `group`); the rules live there. Large tables follow the
+`people.identify` / `group`); the rules live there. Logins go through
+`login.ThrottledAdminLoginForm` (`login_throttle`). Large tables follow the
 habits of `common.LargeTableAdmin`.
 """
 
 from django.contrib import admin
 
 from . import api_keys, erasures, imports, jobs, signals, tenants, users  # noqa: F401 - registers the admins
+from .login import ThrottledAdminLoginForm
 
 admin.site.site_header = "Pulse admin"
 admin.site.site_title = "Pulse admin"
 admin.site.index_title = "Pulse"
+admin.site.login_form = ThrottledAdminLoginForm  # login_throttle: per username and address

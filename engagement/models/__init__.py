@@ -2,6 +2,7 @@ from .identity import EndUser, Erasure, Membership, Tenant, UserAlias
 from .imports import ImportRun
 from .jobs import JobRun
 from .keys import ApiKey
+from .logins import LoginFailure
 from .signals import Signal, SignalQueue
 
 __all__ = [
@@ -10,6 +11,7 @@ __all__ = [
     "Erasure",
     "ImportRun",
     "JobRun",
+    "LoginFailure",
     "Membership",
     "Signal",
     "SignalQueue",
