@@ -216,6 +216,3 @@ PULSE_LOGIN_WINDOW = timedelta(seconds=env.int("PULSE_LOGIN_WINDOW_SECONDS", def
 PULSE_LOGIN_LOCKOUT = timedelta(seconds=env.int("PULSE_LOGIN_LOCKOUT_SECONDS", default=900))
 # Proxies (IPs or CIDR networks) whose X-Forwarded-For is believed (engagement/client_address.py).
 PULSE_TRUSTED_PROXIES = env.list("PULSE_TRUSTED_PROXIES", default=[])
-
-# The public landing page at / (engagement/home.py) describes itself in the OpenAPI document.
-PULSE_OPENAPI_FRAGMENTS += ["engagement.home_openapi.FRAGMENT"]

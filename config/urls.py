@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from engagement.home import home
+from engagement.views.home import home
 
 urlpatterns = [
     path("", home, name="home"),

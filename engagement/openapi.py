@@ -124,6 +124,9 @@ FRAGMENT = {
                                                        "items": SIGNAL}}}]}),
         },
         "/api/v1/openapi.json": {"get": _op("This document", None)},
+        "/": {"get": {**_op("A small HTML page: Pulse is running, its version, links to the admin, "
+                            "this document and /healthz", None),
+                      "responses": {"200": {"description": "success", "content": {"text/html": {}}}}}},
         "/healthz": {"get": _op("Database, Redis and scheduler status", None,
                                 responses={"503": {"description": "database down"}})},
     },

@@ -1,4 +1,4 @@
-"""`GET /`: the public page saying what is running (engagement/home.py)."""
+"""`GET /`: the public page saying what is running (engagement/views/home.py)."""
 
 import re
 

@@ -4,11 +4,10 @@ Public, so it shows nothing but the version: no settings, no counts.
 """
 
 from django.shortcuts import render
-from django.views.decorators.http import require_safe
+from ..api import public_view
+from ..version import pulse_version
 
-from .version import pulse_version
 
-
-@require_safe
+@public_view(("GET", "HEAD"))
 def home(request):
     return render(request, "pulse/home.html", {"version": pulse_version()})
