@@ -3,6 +3,8 @@ import os
 import sys
 from pathlib import Path
 
+import environ
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engagement.log_format import gunicorn_logconfig  # noqa: E402 - needs the path above
@@ -24,7 +26,7 @@ timeout = 30
 accesslog = None
 access_log_format = "event=gunicorn_access status=%(s)s bytes=%(B)s duration_ms=%(M)s"
 logconfig_dict = gunicorn_logconfig(
-    exception_messages=os.environ.get("LOG_EXCEPTION_MESSAGES", "") in {"1", "true", "True", "yes"}
+    exception_messages=environ.Env().bool("LOG_EXCEPTION_MESSAGES", default=False)
 )
 
 

@@ -112,7 +112,15 @@ def message(record: logging.LogRecord) -> str:
             return rewritten
     if record.name == "pulse" or record.name.startswith("pulse."):
         return _template_message(record)
-    return "msg=" + quote(record.getMessage())
+    return "msg=" + quote(_plain_message(record))
+
+
+def _plain_message(record: logging.LogRecord) -> str:
+    """getMessage(), or the template and its arguments side by side when they do not fit."""
+    try:
+        return record.getMessage()
+    except Exception:  # noqa: BLE001 - a bad log call must not lose the record
+        return f"{record.msg} args={record.args!r}"
 
 
 def _template_message(record: logging.LogRecord) -> str:
@@ -125,7 +133,7 @@ def _template_message(record: logging.LogRecord) -> str:
         else:
             text = template
     except (TypeError, ValueError, KeyError):
-        return "msg=" + quote(record.getMessage())
+        return "msg=" + quote(_plain_message(record))
     # The values are escaped already; the template is code, but keep it on one line too.
     return _CONTROL.sub(_escape_char, text)
 
