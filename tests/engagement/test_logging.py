@@ -247,6 +247,16 @@ def test_static_files_log_the_static_prefix_only():
     assert access_log.route_of(Request()) == f"/{settings.STATIC_URL.strip('/')}/<path>"
 
 
+def test_a_stream_without_a_length_logs_its_size_as_unknown():
+    from django.http import StreamingHttpResponse
+
+    assert access_log.size_of(StreamingHttpResponse(iter([b"abc"]))) == "-"
+    sized = StreamingHttpResponse(iter([b"abc"]))
+    sized["Content-Length"] = "3"
+    assert access_log.size_of(sized) == "3"
+    assert access_log.size_of(HttpResponse(b"hello")) == "5"
+
+
 def test_the_access_log_middleware_comes_first():
     assert settings.MIDDLEWARE[0] == "engagement.access_log.AccessLogMiddleware"
 
