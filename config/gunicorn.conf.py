@@ -1,5 +1,13 @@
 """gunicorn settings for the web process (gthread workers)."""
 import os
+import sys
+from pathlib import Path
+
+import environ
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from engagement.log_format import gunicorn_logconfig  # noqa: E402 - needs the path above
 
 # Web processes share a psycopg connection pool on PostgreSQL (config/settings.py).
 os.environ.setdefault("PULSE_DB_POOL", "1")
@@ -10,8 +18,22 @@ worker_class = "gthread"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("WEB_THREADS", "4"))
 timeout = 30
-accesslog = "-"
-access_log_format = 'method=%(m)s path="%(U)s" status=%(s)s bytes=%(B)s duration_ms=%(M)s'
+
+# Logs: one key=value line per record, as in Django (engagement/log_format.py).
+# gunicorn's access log would write the raw path (`/api/v1/users/email:…`); the
+# pulse.access middleware logs the route pattern instead, so it stays off, and
+# its format names no path should someone turn it on.
+accesslog = None
+access_log_format = "event=gunicorn_access status=%(s)s bytes=%(B)s duration_ms=%(M)s"
+logconfig_dict = gunicorn_logconfig(
+    exception_messages=environ.Env().bool("LOG_EXCEPTION_MESSAGES", default=False)
+)
+
+
+def pre_request(worker, req):
+    """gunicorn's default logs `METHOD /raw/path` at debug level; Pulse logs the route instead."""
+
+
 # gunicorn 27 opens a control socket shared by every gunicorn of the same user
 # on the host; Pulse does not use it.
 control_socket_disable = True

@@ -52,6 +52,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so it times everything and logs the response that is sent (engagement/access_log.py).
+    "engagement.access_log.AccessLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -144,16 +146,30 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 
-# --- Logging: structured key=value lines ----------------------------------
+# --- Logging: one key=value line per record, no personal data -------------
+# engagement/log_format.py escapes every value, rewrites Django's request records
+# to the route pattern and withholds exception messages (LOG_EXCEPTION_MESSAGES=1
+# keeps them: development only, they may quote user data).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "kv": {"format": "ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"},
+        "kv": {
+            "()": "engagement.log_format.KeyValueFormatter",
+            "exception_messages": env.bool("LOG_EXCEPTION_MESSAGES", default=False),
+        },
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "kv"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        # Django's own defaults would add handlers with other formats to these two
+        # (django.server writes runserver's raw request line); everything goes to root.
+        "django": {"level": "INFO", "handlers": [], "propagate": True},
+        "django.server": {"level": "INFO", "handlers": [], "propagate": True},
+        "django.db.backends": {"level": "WARNING"},
+        # 4xx responses are in the pulse.access line already; 5xx keep their traceback.
+        "django.request": {"level": "ERROR"},
+    },
 }
 
 # --- Pulse ----------------------------------------------------------------

@@ -378,7 +378,7 @@ def receive(kind: str, payload: dict, *, now: datetime) -> dict:
     if outcome.dropped:
         codes = Counter(d["code"] for d in outcome.dropped)
         log.info(
-            "segment_dropped kind=%s accepted=%d duplicates=%d dropped=%d codes=%s",
+            "event=segment_dropped kind=%s accepted=%d duplicates=%d dropped=%d codes=%s",
             kind, outcome.accepted, outcome.duplicates, len(outcome.dropped),
             ",".join(f"{code}:{count}" for code, count in sorted(codes.items())),
         )
