@@ -8,13 +8,15 @@ matched (`-` when none did); the query string and bodies are never logged.
 gunicorn's own access log is off (config/gunicorn.conf.py): this middleware,
 first in MIDDLEWARE, sees every response Django sends, static files included.
 
-The client is REMOTE_ADDR, the peer that connected. Behind a reverse proxy it
-is the proxy's address.
+The client is `client_address.client_address(request)`: REMOTE_ADDR, or
+behind a proxy listed in PULSE_TRUSTED_PROXIES the address it forwarded.
 """
 
 import logging
 import re
 import time
+
+from .client_address import client_address
 
 log = logging.getLogger("pulse.access")
 
@@ -34,7 +36,7 @@ class AccessLogMiddleware:
         log.info(
             "event=request method=%s route=%s status=%d bytes=%s duration_ms=%d client=%s",
             method_of(request), route_of(request), response.status_code, size_of(response),
-            (time.monotonic() - started) * 1000, request.META.get("REMOTE_ADDR") or "-",
+            (time.monotonic() - started) * 1000, client_address(request) or "-",
         )
         return response
 

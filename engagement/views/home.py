@@ -4,6 +4,7 @@ Public, so it shows nothing but the version: no settings, no counts.
 """
 
 from django.shortcuts import render
+
 from ..api import public_view
 from ..version import pulse_version
 
