@@ -97,7 +97,7 @@ def ingest_signals(
             if conflicts:
                 valid = _reject_conflicts(valid, conflicts, result, offset)
             rows = _rows([i for _, i in valid], users, source=source, now=now)
-            written = write_signal_rows(rows)
+            written = write_signal_rows(rows, returning=("idempotency_key",))
             _judge_race_losers(valid, rows, written, result, offset)
             result.accepted = len(written)
             result.signal_ids = [row["id"] for row in written]
