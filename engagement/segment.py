@@ -30,7 +30,10 @@ bulk through `ingest.ingest_signals`, under its timing rules (more than 5
 minutes ahead or older than the maximum age: a single call answers 400, a
 batch drops the item). identify/group/alias go through `people.*`, one message
 at a time, in order, before the signals of the same batch; their timestamp
-only dates a group membership. A batch is one transaction; a bad item is
+only dates a group membership. Their system signal (`$identify`, `$group`,
+`$alias`) carries the message's key and hash, so the same rule holds: an
+identify replayed as sent is a duplicate that touches no user, one reusing
+its messageId with other traits is an `idempotency_conflict`. A batch is one transaction; a bad item is
 dropped alone and the others are stored.
 
 Message ids are not scoped by API key: a self-hosted Pulse is one workspace,
