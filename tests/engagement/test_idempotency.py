@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -467,3 +468,28 @@ def test_the_migration_reverses_to_raw_keys():
     assert sorted(Signal.objects.values_list("idempotency_key", flat=True)) == [
         "api:foo", "foo", "seg:m", "seg:x",
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migrating_forwards_and_back_converts_the_keys_of_the_historical_models():
+    executor = MigrationExecutor(connection)
+    executor.migrate([("engagement", "0007_signal_queue")])
+    old = executor.loader.project_state([("engagement", "0007_signal_queue")]).apps
+    now = timezone.now()
+    user = old.get_model("engagement", "EndUser").objects.create(external_id="m", first_seen_at=now)
+    OldSignal = old.get_model("engagement", "Signal")
+    for key, source in (("k-1", "api"), ("seg:m-1", "segment")):
+        OldSignal.objects.create(user=user, name="x", occurred_at=now, received_at=now, source=source,
+                                 idempotency_key=key)
+
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+    assert sorted(Signal.objects.values_list("idempotency_key", flat=True)) == ["api:k-1", "seg:m-1"]
+    executor = MigrationExecutor(connection)
+    executor.migrate([("engagement", "0007_signal_queue")])
+    assert sorted(OldSignal.objects.values_list("idempotency_key", flat=True)) == ["k-1", "seg:m-1"]
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
