@@ -6,7 +6,7 @@ from .models import Membership, Signal
 def erase_signals(user, now) -> dict:
     """Signals stay as anonymous counts (name, time, tenant); their payloads go."""
     count = Signal.objects.filter(user=user).update(
-        properties={}, context={}, idempotency_key=None
+        properties={}, context={}, idempotency_key=None, request_hash=None
     )
     return {"signals_scrubbed": count}
 

@@ -2,7 +2,8 @@
 
 Every entry point (native API, Segment API, imports, system events) ends here.
 A signal is durable when `ingest_signals` returns; the drain is woken after
-commit and never waited on.
+commit and never waited on. A repeated idempotency key is a duplicate when
+the item is the same and an `idempotency_conflict` otherwise (idempotency.py).
 """
 
 from collections.abc import Sequence
@@ -12,6 +13,7 @@ from datetime import datetime
 from django.conf import settings
 from django.db import transaction
 
+from . import idempotency
 from .bulk import insert_returning
 from .identity import Identifiers, resolve_users
 from .models import EndUser, Signal
@@ -34,6 +36,8 @@ class SignalInput:
     item: str | None = None
     interaction: str | None = None
     idempotency_key: str | None = None
+    # What the client sent under `idempotency_key` (idempotency.py); None matches anything.
+    request_hash: str | None = None
 
 
 @dataclass
@@ -66,48 +70,83 @@ def ingest_signals(
     now: datetime,
     offset: int = 0,
 ) -> IngestResult:
-    """Store `items` as signals; an item failing the timing rules is rejected alone.
+    """Store `items` as signals; an item failing the timing rules, reusing a key for other
+    content, or naming users in conflict is rejected alone.
 
     `offset` shifts the indexes reported in `rejected` (for callers that
-    validated a larger list first).
+    validated a larger list first). Repeated keys are judged in one query
+    before any user is resolved, so a replay touches no user; a request that
+    loses a race for a key is judged by hash after the insert.
     """
     result = IngestResult()
-    valid: list[SignalInput] = []
+    timely: list[tuple[int, SignalInput]] = []
     for index, item in enumerate(items):
         item.occurred_at = item.occurred_at or now
         errors = timing_errors(item.occurred_at, source=source, now=now)
         if errors:
             result.rejected.append({"index": index + offset, "errors": errors})
         else:
-            valid.append(item)
-    if not valid:
+            timely.append((index, item))
+    if not timely:
         return result
     with transaction.atomic():
-        conflicts: dict[Identifiers, str] = {}
-        users = resolve_users([i.ids for i in valid], now=now, conflicts=conflicts)
-        if conflicts:
-            valid = _reject_conflicts(items, valid, conflicts, result, offset)
-        rows = _rows(valid, users, source=source, now=now)
-        written = write_signal_rows(rows)
-    result.accepted = len(written)
-    result.duplicates = len(rows) - len(written)
-    result.signal_ids = [row["id"] for row in written]
+        valid = _judge_keys(timely, result, offset)
+        if valid:
+            conflicts: dict[Identifiers, str] = {}
+            users = resolve_users([i.ids for _, i in valid], now=now, conflicts=conflicts)
+            if conflicts:
+                valid = _reject_conflicts(valid, conflicts, result, offset)
+            rows = _rows([i for _, i in valid], users, source=source, now=now)
+            written = write_signal_rows(rows, returning=("idempotency_key",))
+            _judge_race_losers(valid, rows, written, result, offset)
+            result.accepted = len(written)
+            result.signal_ids = [row["id"] for row in written]
+    result.rejected.sort(key=lambda entry: entry["index"])
     return result
 
 
-def _reject_conflicts(items, valid, conflicts, result: IngestResult, offset: int) -> list[SignalInput]:
-    """Items whose identifiers name users with different external ids are rejected alone."""
-    position = {id(item): index for index, item in enumerate(items)}
+def _judge_keys(timely, result: IngestResult, offset: int) -> list[tuple[int, SignalInput]]:
+    """Drop the duplicates (counted) and the key conflicts (rejected) before anything is written."""
+    verdicts = idempotency.verdicts([(i.idempotency_key, i.request_hash) for _, i in timely])
     kept = []
-    for item in valid:
+    for (index, item), verdict in zip(timely, verdicts, strict=True):
+        if verdict == idempotency.DUPLICATE:
+            result.duplicates += 1
+        elif verdict == idempotency.CONFLICT:
+            result.rejected.append({"index": index + offset, "errors": [idempotency.conflict_error()]})
+        else:
+            kept.append((index, item))
+    return kept
+
+
+def _judge_race_losers(valid, rows, written, result: IngestResult, offset: int) -> None:
+    """Rows the unique key skipped: another request stored the key meanwhile. One query,
+    only when that happened; the loser is a duplicate or a conflict by hash."""
+    if len(written) == len(rows):
+        return
+    lost = {row["idempotency_key"] for row in rows} - {row["idempotency_key"] for row in written}
+    stored = idempotency.stored_hashes(sorted(lost))
+    for (index, item), row in zip(valid, rows, strict=True):
+        key = row["idempotency_key"]
+        if key not in lost:
+            continue
+        if idempotency.same_request(stored.get(key), item.request_hash):
+            result.duplicates += 1
+        else:
+            result.rejected.append({"index": index + offset, "errors": [idempotency.conflict_error()]})
+
+
+def _reject_conflicts(valid, conflicts, result: IngestResult, offset: int) -> list[tuple[int, SignalInput]]:
+    """Items whose identifiers name users with different external ids are rejected alone."""
+    kept = []
+    for index, item in valid:
         if item.ids in conflicts:
             result.rejected.append({
-                "index": position[id(item)] + offset,
+                "index": index + offset,
                 "errors": [{"field": "user", "message": conflicts[item.ids], "code": "identity_conflict"}],
             })
         else:
-            kept.append(item)
-    result.rejected.sort(key=lambda entry: entry["index"])
+            kept.append((index, item))
     return kept
 
 
@@ -142,6 +181,7 @@ def _rows(items: Sequence[SignalInput], users, *, source: str, now: datetime) ->
                 "occurred_at": item.occurred_at,
                 "received_at": now,
                 "idempotency_key": item.idempotency_key,
+                "request_hash": item.request_hash if item.idempotency_key else None,
                 "source": source,
                 # History informs, it does not act (DESIGN.md §1).
                 "realtime": source != Source.IMPORT and item.occurred_at >= horizon,
@@ -171,11 +211,15 @@ def record_system_signal(
     properties: dict | None = None,
     tenant_id: int | None = None,
     idempotency_key: str | None = None,
+    request_hash: str | None = None,
     occurred_at: datetime | None = None,
     realtime: bool = True,
 ) -> None:
     """Append a `source=system` signal (`$identify`, `$group`, `$alias`, …) in the caller's
-    transaction, so every rule that watches users sees the change through one door."""
+    transaction, so every rule that watches users sees the change through one door.
+
+    `idempotency_key` is the client's (a Segment call's `seg:<messageId>`) or one of
+    Pulse's own namespaces (idempotency.py); `request_hash` tells a replay from a reuse."""
     if tenant_id is None:
         tenant_id = EndUser.objects.filter(pk=user.pk).values_list("primary_tenant_id", flat=True)[0]
     signal = Signal.objects.create(
@@ -187,6 +231,7 @@ def record_system_signal(
         received_at=now,
         source=Signal.Source.SYSTEM,
         idempotency_key=idempotency_key,
+        request_hash=request_hash if idempotency_key else None,
         realtime=realtime,
     )
     enqueue([signal.pk])

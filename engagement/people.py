@@ -40,9 +40,11 @@ def identify(
     tenants: tuple[TenantLink, ...] = (),
     reengagement_opt_out: bool | None = None,
     idempotency_key: str | None = None,
+    request_hash: str | None = None,
 ) -> Resolution:
-    """Resolve and update the user; `idempotency_key` goes on the `$identify` signal, so
-    replaying a call with the same key raises IntegrityError and rolls back whole."""
+    """Resolve and update the user; `idempotency_key` (with the `request_hash` of what was
+    sent) goes on the `$identify` signal, so replaying a call with the same key raises
+    IntegrityError and rolls back whole."""
     with transaction.atomic():
         resolution = resolve_user(
             ids, now=now, properties=properties, timezone=timezone, locale=locale
@@ -67,6 +69,7 @@ def identify(
                 "properties": properties or {},
             },
             idempotency_key=idempotency_key,
+            request_hash=request_hash,
         )
         return resolution
 
@@ -81,6 +84,7 @@ def group(
     role: str | None = None,
     joined_at: datetime | None = None,
     idempotency_key: str | None = None,
+    request_hash: str | None = None,
 ) -> tuple[EndUser, Tenant]:
     """Put the user in the tenant (created on first use), patching the tenant's traits."""
     with transaction.atomic():
@@ -90,7 +94,7 @@ def group(
         record_system_signal(
             user, "$group", now=now, tenant_id=tenant.pk,
             properties={"tenant": tenant.key, "traits": traits or {}},
-            idempotency_key=idempotency_key,
+            idempotency_key=idempotency_key, request_hash=request_hash,
         )
         return user, tenant
 
@@ -101,6 +105,7 @@ def alias(
     *,
     now: datetime,
     idempotency_key: str | None = None,
+    request_hash: str | None = None,
     occurred_at: datetime | None = None,
     realtime: bool = True,
 ) -> EndUser:
@@ -127,7 +132,8 @@ def alias(
         record_system_signal(
             target, "$alias", now=now,
             properties={"previous_id": previous_id, "merged_user_ids": merged},
-            idempotency_key=idempotency_key, occurred_at=occurred_at, realtime=realtime,
+            idempotency_key=idempotency_key, request_hash=request_hash, occurred_at=occurred_at,
+            realtime=realtime,
         )
         return target
 

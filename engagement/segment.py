@@ -9,8 +9,15 @@ them. Segment's conventions win over Pulse's native ones:
 - bodies are JSON sent as `application/json` or `text/plain` (sendBeacon),
   optionally gzip-encoded; the 1 MiB limit applies after decompression;
 - unknown fields are accepted and ignored (`context` is kept on the signal);
-- `messageId` is the idempotency key (`seg:<messageId>`), so a replay is a
-  success that stores nothing;
+- `messageId` is the idempotency key, stored in the Segment namespace
+  (`seg:<messageId>`, apart from native keys' `api:`) with the message's
+  `content_hash`. A replay (same content; `sentAt`, `timestamp` and other
+  delivery metadata may differ) is a success that stores nothing; a
+  messageId reused for different content is refused with
+  `idempotency_conflict` (a single call answers 400, a batch drops it);
+- a track's `event` may not be one of Pulse's own `$…` names
+  (`reserved_name`); page and screen become `$page` and `$screen` because
+  Pulse itself translates them;
 - `timestamp` (else `originalTimestamp`, else the time of receipt) is
   corrected for the client's clock skew by `receivedAt - sentAt`;
 - answers are `{"success": true}`; errors keep their HTTP status and carry
@@ -23,7 +30,10 @@ bulk through `ingest.ingest_signals`, under its timing rules (more than 5
 minutes ahead or older than the maximum age: a single call answers 400, a
 batch drops the item). identify/group/alias go through `people.*`, one message
 at a time, in order, before the signals of the same batch; their timestamp
-only dates a group membership. A batch is one transaction; a bad item is
+only dates a group membership. Their system signal (`$identify`, `$group`,
+`$alias`) carries the message's key and hash, so the same rule holds: an
+identify replayed as sent is a duplicate that touches no user, one reusing
+its messageId with other traits is an `idempotency_conflict`. A batch is one transaction; a bad item is
 dropped alone and the others are stored.
 
 Message ids are not scoped by API key: a self-hosted Pulse is one workspace,
@@ -33,7 +43,6 @@ rotation must still not store its batch twice.
 
 import base64
 import binascii
-import hashlib
 import logging
 import math
 from collections import Counter
@@ -45,13 +54,14 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 
-from . import people
+from . import idempotency, people
 from . import validation as v
 from .api import ApiError, decode_json_object
 from .http_body import decoded_body
 from .identity import Identifiers, IdentityConflict
 from .ingest import SignalInput, ingest_signals
 from .models import Signal
+from .signal_names import RESERVED_CODE, RESERVED_MESSAGE, is_reserved
 
 log = logging.getLogger("pulse.segment")
 
@@ -66,14 +76,26 @@ MAX_EVENT_LENGTH = 200
 MAX_TENANT_KEY_LENGTH = 200
 MAX_TENANT_NAME_LENGTH = 300
 MAX_LOCALE_LENGTH = 35
-KEY_PREFIX = "seg:"
-MAX_KEY_LENGTH = 255
+KEY_PREFIX = idempotency.SEGMENT_PREFIX
+
+# What a message's content hash covers: what Pulse reads from it, as sent. Left out is
+# delivery metadata that a retry or Segment's pipeline changes or adds (sentAt, timestamp,
+# originalTimestamp, receivedAt, writeKey, messageId itself, integrations, _metadata,
+# projectId, channel, version, context.ip, context.library …).
+HASHED_IDS = ("userId", "anonymousId", "previousId", "groupId")
+HASHED_FIELDS = ("event", "name", "category", "properties", "traits")
+HASHED_CONTEXT = ("traits", "groupId", "timezone", "locale")
+
+
+INVALID_CODE = "invalid_message"
 
 
 class Invalid(Exception):
     """One message cannot be stored; the message says why (for the client)."""
 
-    code = "invalid_message"
+    def __init__(self, message: str, code: str = INVALID_CODE):
+        super().__init__(message)
+        self.code = code
 
 
 # --- the HTTP body ----------------------------------------------------------
@@ -123,6 +145,7 @@ class PeopleCall:
     group_name: str | None = None
     previous_id: str | None = None
     user_id: str | None = None
+    request_hash: str | None = None
 
 
 @dataclass
@@ -131,7 +154,7 @@ class Outcome:
     duplicates: int = 0
     dropped: list[dict] = field(default_factory=list)
 
-    def drop(self, index: int, message: str, code: str = Invalid.code) -> None:
+    def drop(self, index: int, message: str, code: str = INVALID_CODE) -> None:
         self.dropped.append({"index": index, "code": code, "message": message})
 
 
@@ -158,6 +181,7 @@ def parse_message(
     own_sent_at = raw.get("sentAt")
     occurred_at = _occurred_at(raw, now=now, sent_at=sent_at if own_sent_at is None else own_sent_at)
     key = _idempotency_key(raw.get("messageId"))
+    content = content_hash(kind, raw, context) if key else None
     user_id = _identifier(raw, "userId")
     context_traits = context.get("traits") if isinstance(context.get("traits"), dict) else {}
 
@@ -167,7 +191,7 @@ def parse_message(
             raise Invalid("an alias needs userId and previousId")
         return PeopleCall(
             "alias", Identifiers(external_id=user_id), occurred_at, key,
-            previous_id=previous_id, user_id=user_id,
+            previous_id=previous_id, user_id=user_id, request_hash=content,
         )
 
     anonymous_id = _identifier(raw, "anonymousId")
@@ -181,6 +205,7 @@ def parse_message(
         return PeopleCall(
             "identify", ids, occurred_at, key, traits=traits,
             timezone=_time_zone(context.get("timezone")), locale=_locale(context.get("locale")),
+            request_hash=content,
         )
 
     ids = Identifiers(user_id, anonymous_id, _email(context_traits))
@@ -193,7 +218,7 @@ def parse_message(
         name = name.strip() if isinstance(name, str) else None
         return PeopleCall(
             "group", ids, occurred_at, key, traits=traits, group_id=group_id,
-            group_name=name[:MAX_TENANT_NAME_LENGTH] if name else None,
+            group_name=name[:MAX_TENANT_NAME_LENGTH] if name else None, request_hash=content,
         )
 
     properties = _object(raw, "properties")
@@ -204,6 +229,8 @@ def parse_message(
         if len(name) > MAX_EVENT_LENGTH:
             raise Invalid(f"event must be at most {MAX_EVENT_LENGTH} characters")
         _check_text(name, "event")
+        if is_reserved(name):
+            raise Invalid(f"event: {RESERVED_MESSAGE}", RESERVED_CODE)
     else:
         name = SIGNAL_TYPES[kind]
         for attribute in ("name", "category"):
@@ -218,7 +245,32 @@ def parse_message(
         context=context,
         tenant_key=_identifier(context, "groupId", max_length=MAX_TENANT_KEY_LENGTH, where="context"),
         idempotency_key=key,
+        request_hash=content,
     )
+
+
+def content_hash(kind: str, raw: dict, context: dict) -> str:
+    """The request hash of a message: its type, ids, event or name, properties, traits and the
+    context fields Pulse reads, as sent; no timestamp or other delivery metadata.
+
+    So a retry with a new `sentAt`, and the line of a Segment export carrying the
+    corrected `timestamp`, `receivedAt` and the pipeline's own fields, hash like the
+    live message. Ids are hashed as the strings Pulse reads (SDKs send numbers too);
+    an empty object or null is the same as an absent field. `context` is the message's
+    merged with its batch's, as the message is stored.
+    """
+    content: dict = {"type": kind}
+    for name in HASHED_IDS:
+        value = raw.get(name)
+        if value is not None and not isinstance(value, bool) and str(value).strip():
+            content[name] = value if isinstance(value, str) else str(value)
+    for name in HASHED_FIELDS:
+        if raw.get(name) not in (None, {}):
+            content[name] = raw[name]
+    read_context = {name: context[name] for name in HASHED_CONTEXT if context.get(name) not in (None, {})}
+    if read_context:
+        content["context"] = read_context
+    return idempotency.digest(content)
 
 
 def _identifier(raw: dict, name: str, *, max_length: int = MAX_ID_LENGTH, where: str = "") -> str | None:
@@ -279,10 +331,7 @@ def _idempotency_key(message_id) -> str | None:
     if not message_id.strip():
         return None
     _check_text(message_id, "messageId")
-    key = KEY_PREFIX + message_id
-    if len(key) > MAX_KEY_LENGTH:
-        key = KEY_PREFIX + "sha256:" + hashlib.sha256(message_id.encode()).hexdigest()
-    return key
+    return idempotency.namespaced(KEY_PREFIX, message_id)
 
 
 def _occurred_at(raw: dict, *, now: datetime, sent_at) -> datetime:
@@ -369,7 +418,7 @@ def receive(kind: str, payload: dict, *, now: datetime) -> dict:
                 raw, item_kind, now=now, sent_at=payload.get("sentAt"), batch_context=batch_context
             )
         except Invalid as exc:
-            outcome.drop(index, str(exc))
+            outcome.drop(index, str(exc), exc.code)
             continue
         (signals if isinstance(message, SignalInput) else calls).append((index, message))
 
@@ -402,13 +451,22 @@ def store(
 
     The user-changing calls go first so the signals of the same batch see the
     users, merges and tenants they set up (a `group` then `track` attributes
-    the track to the group's tenant).
+    the track to the group's tenant). The calls' messageIds are judged in one
+    query first: a replay is a duplicate that touches no user, a reused
+    messageId with other content is dropped with `idempotency_conflict`.
     """
     with transaction.atomic():
-        for index, call in calls:
+        verdicts = idempotency.verdicts([(c.idempotency_key, c.request_hash) for _, c in calls])
+        for (index, call), verdict in zip(calls, verdicts, strict=True):
+            if verdict == idempotency.DUPLICATE:
+                outcome.duplicates += 1
+                continue
+            if verdict == idempotency.CONFLICT:
+                outcome.drop(index, CONFLICT_MESSAGE, idempotency.CONFLICT_CODE)
+                continue
             try:
                 stored = run_people_call(call, now=now)
-            except IdentityConflict as exc:
+            except (IdentityConflict, idempotency.IdempotencyConflict) as exc:
                 outcome.drop(index, str(exc), exc.code)
                 continue
             if stored:
@@ -419,8 +477,12 @@ def store(
             _ingest(signals, now=now, outcome=outcome)
 
 
+CONFLICT_MESSAGE = "messageId was already used for a different message"
+
+
 def _ingest(signals: list[tuple[int, SignalInput]], *, now: datetime, outcome: Outcome) -> None:
-    """One bulk ingest; items it rejects (timing, identity conflicts) are dropped alone."""
+    """One bulk ingest; items it rejects (timing, reused messageIds, identity conflicts) are
+    dropped alone."""
     result = ingest_signals([s for _, s in signals], source=Signal.Source.SEGMENT, now=now)
     outcome.accepted += result.accepted
     outcome.duplicates += result.duplicates
@@ -428,49 +490,57 @@ def _ingest(signals: list[tuple[int, SignalInput]], *, now: datetime, outcome: O
     for rejected in result.rejected:
         errors = rejected["errors"]
         code = errors[0].get("code", "timestamp_out_of_range")
-        reasons = "; ".join(
-            f"timestamp {e['message']}" if e.get("field") == "occurred_at" else e["message"] for e in errors
-        )
+        reasons = "; ".join(_reason(e) for e in errors)
         outcome.drop(positions[rejected["index"]], reasons, code)
 
 
+def _reason(error: dict) -> str:
+    if error.get("code") == idempotency.CONFLICT_CODE:
+        return CONFLICT_MESSAGE
+    if error.get("field") == "occurred_at":
+        return f"timestamp {error['message']}"
+    return error["message"]
+
+
 def run_people_call(call: PeopleCall, *, now: datetime) -> bool:
-    """Apply an identify, group or alias; False when its messageId was already stored.
+    """Apply an identify, group or alias whose messageId `store` found new; False when a
+    concurrent request stored the same message meanwhile.
 
     The system signal the call appends (`$identify`, `$group`, `$alias`)
-    carries the message's idempotency key, so a replay finds it and does
-    nothing; a concurrent replay fails on the unique key and is rolled back.
+    carries the message's key and hash, so a replay finds it. A concurrent
+    replay fails on the unique key and is rolled back whole: a duplicate when
+    its content matches, else `IdempotencyConflict`.
     """
-    key = call.idempotency_key
-    if key and Signal.objects.filter(idempotency_key=key).exists():
-        return False
     try:
         with transaction.atomic():
             _apply(call, now=now)
     except IntegrityError:
-        if key and Signal.objects.filter(idempotency_key=key).exists():
+        key = call.idempotency_key
+        stored = idempotency.stored_hashes([key]) if key else {}
+        if key not in stored:
+            raise
+        if idempotency.same_request(stored[key], call.request_hash):
             return False
-        raise
+        raise idempotency.IdempotencyConflict(CONFLICT_MESSAGE) from None
     return True
 
 
 def _apply(call: PeopleCall, *, now: datetime) -> tuple[int | None, str]:
+    key, content = call.idempotency_key, call.request_hash
     if call.type == "identify":
         resolution = people.identify(
             call.ids, now=now, properties=call.traits or None,
-            timezone=call.timezone, locale=call.locale, idempotency_key=call.idempotency_key,
+            timezone=call.timezone, locale=call.locale, idempotency_key=key, request_hash=content,
         )
         return resolution.user.pk, "$identify"
     if call.type == "group":
         user, _ = people.group(
             call.ids, call.group_id, now=now, name=call.group_name, traits=call.traits or None,
-            joined_at=min(call.occurred_at, now), idempotency_key=call.idempotency_key,
+            joined_at=min(call.occurred_at, now), idempotency_key=key, request_hash=content,
         )
         return user.pk, "$group"
     if call.previous_id == call.user_id:
         return None, "$alias"  # aliasing an id to itself changes nothing
     return people.alias(
-        call.previous_id, call.user_id, now=now, idempotency_key=call.idempotency_key
+        call.previous_id, call.user_id, now=now, idempotency_key=key, request_hash=content,
     ).pk, "$alias"
-
-

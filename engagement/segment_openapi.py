@@ -12,7 +12,10 @@ COMMON = {
     "type": {"type": "string"},
     "messageId": {
         "type": "string",
-        "description": "idempotency key: a message id already stored is a success that stores nothing",
+        "description": "idempotency key (apart from native keys): a message id already stored for "
+        "the same message (sentAt, timestamps and other delivery metadata may differ) is a success "
+        "that stores nothing; reused for a different message it is refused with "
+        "code idempotency_conflict",
     },
     "userId": {**ID, "description": "the user's external id"},
     "anonymousId": {**ID, "description": "the user's anonymous id"},
@@ -57,7 +60,9 @@ PAGE_PROPERTIES = {
 MESSAGES = {
     "track": _message(
         "A signal named `event`, with `properties`.",
-        {"event": {"type": "string", "maxLength": 200}, "properties": {"type": "object"}},
+        {"event": {"type": "string", "maxLength": 200,
+                   "description": "not starting with `$` (Pulse's own names)"},
+         "properties": {"type": "object"}},
         required=["event"],
     ),
     "identify": _message(
@@ -126,8 +131,9 @@ def _op(summary: str, schema: dict, *, batch: bool = False) -> dict:
         "(`dropped` says why)"
         if batch
         else "bad JSON or gzip, an invalid message (no userId/anonymousId, timestamp more than "
-        "5 minutes ahead or older than the maximum age…), or an identity conflict "
-        "(code identity_conflict: Segment has no 409)"
+        "5 minutes ahead or older than the maximum age…, a track event starting with `$`: "
+        "code reserved_name), a messageId reused for a different message (code "
+        "idempotency_conflict), or an identity conflict (code identity_conflict: Segment has no 409)"
     )
     ok = (
         "stored, duplicates included; messages that could not be stored are skipped and listed "

@@ -4,7 +4,8 @@
 Segment export message; `import_users(path)` reads a CSV or JSON Lines of
 identify calls. Both go through the same validation and identity resolution
 as the API, in chunks, with `source=import` (no maximum age, never
-real-time), derived idempotency keys (a re-run stores nothing new) and an
+real-time), idempotency keys in the namespace of the line's shape or derived
+from its content (a re-run stores nothing new; see `formats`) and an
 `ImportRun` checkpoint (an interrupted import resumes). Rejected lines go to
 a report file with their line numbers; the lines beside them are stored.
 """

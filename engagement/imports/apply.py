@@ -1,7 +1,9 @@
 """Storing one chunk of parsed lines: signals in bulk, identify/group calls set-based, aliases.
 
-Lines whose idempotency key is already stored are counted as duplicates and
-skipped before anything else runs, so a re-run touches no user. A line that
+Lines whose idempotency key is already stored are judged before anything else
+runs: with the same request hash they are duplicates, skipped, so a re-run
+touches no user; with another hash (the key was used for different content,
+live or in this file) they are rejected with `idempotency_conflict`. A line that
 cannot be applied (an identity conflict, a value the database refuses) is
 isolated by halving the chunk and rejected alone; its neighbours are stored.
 """
@@ -12,18 +14,17 @@ from datetime import datetime
 
 from django.db import DataError, IntegrityError, transaction
 
+from .. import idempotency
 from ..identity import IdentityConflict
 from ..ingest import SignalInput, Source, ingest_signals
-from ..models import Signal
 from ..people import alias
-from .formats import AliasChange, Item, key_of
+from .formats import AliasChange, Item, hash_of, key_of
 from .reader import RawRecord
 from .users import UserChange, apply_user_changes
 
 # Errors that belong to one line's data; anything else (a lost connection, a bug,
 # a crash) propagates and leaves the chunk uncommitted, to be resumed.
 LINE_ERRORS = (IdentityConflict, DataError)
-KEY_QUERY_CHUNK = 500
 # Distinct identifiers resolved per `resolve_users` call, to keep its IN lists bounded.
 PAIR_BUDGET = 3000
 
@@ -45,15 +46,15 @@ class ChunkOutcome:
 def apply_items(pairs: Sequence[Pair], *, now: datetime) -> ChunkOutcome:
     """Store a chunk of parsed lines (inside the caller's transaction)."""
     outcome = ChunkOutcome()
-    unique: dict[str, Pair] = {}
-    for record, item in pairs:
-        if key_of(item) in unique:
+    fresh: list[Pair] = []
+    verdicts = idempotency.verdicts([(key_of(item), hash_of(item)) for _, item in pairs])
+    for pair, verdict in zip(pairs, verdicts, strict=True):
+        if verdict == idempotency.NEW:
+            fresh.append(pair)
+        elif verdict == idempotency.DUPLICATE:
             outcome.duplicates += 1
         else:
-            unique[key_of(item)] = (record, item)
-    stored = existing_keys(list(unique))
-    fresh = [pair for key, pair in unique.items() if key not in stored]
-    outcome.duplicates += len(unique) - len(fresh)
+            outcome.rejected.append((pair[0], [_conflict(key_of(pair[1]))]))
 
     changes = [p for p in fresh if isinstance(p[1], UserChange)]
     signals = [p for p in fresh if isinstance(p[1], SignalInput)]
@@ -80,16 +81,6 @@ def by_identifiers(pairs: Sequence[Pair], budget: int = PAIR_BUDGET) -> Iterator
         seen |= mine
     if run:
         yield run
-
-
-def existing_keys(keys: Sequence[str]) -> set[str]:
-    found: set[str] = set()
-    for start in range(0, len(keys), KEY_QUERY_CHUNK):
-        found.update(
-            Signal.objects.filter(idempotency_key__in=keys[start : start + KEY_QUERY_CHUNK])
-            .values_list("idempotency_key", flat=True)
-        )
-    return found
 
 
 def isolated(pairs: Sequence[Pair], apply: Callable) -> ChunkOutcome:
@@ -124,7 +115,8 @@ def _alias(change: AliasChange, now: datetime) -> tuple[int, list]:
     """`people.alias` with the line's key, as history.
 
     Aliasing an id to itself changes nothing and stores nothing (a duplicate),
-    and so does a line a concurrent import stored first (its merge is undone).
+    and so does a line a concurrent import stored first (its merge is undone);
+    when that line's content differs, this one is an `idempotency_conflict`.
     """
     if change.previous_id == change.user_id:
         return 0, []
@@ -132,13 +124,22 @@ def _alias(change: AliasChange, now: datetime) -> tuple[int, list]:
         with transaction.atomic():
             alias(
                 change.previous_id, change.user_id, now=now, idempotency_key=change.key,
-                occurred_at=change.occurred_at or now, realtime=False,
+                request_hash=change.request_hash, occurred_at=change.occurred_at or now, realtime=False,
             )
     except IntegrityError:
-        if Signal.objects.filter(idempotency_key=change.key).exists():
+        stored = idempotency.stored_hashes([change.key])
+        if change.key not in stored:
+            raise
+        if idempotency.same_request(stored[change.key], change.request_hash):
             return 0, []
-        raise
+        return 0, [(0, [_conflict(change.key)])]
     return 1, []
+
+
+def _conflict(key: str) -> dict:
+    """The error of a line reusing a key: named as the line's shape names its key."""
+    field = "messageId" if key.startswith(idempotency.SEGMENT_PREFIX) else "idempotency_key"
+    return idempotency.conflict_error(field)
 
 
 def _errors_of(exc: Exception) -> list[dict]:

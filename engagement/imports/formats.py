@@ -6,9 +6,14 @@ Signal files mix two shapes, told apart per line: the native shape (what
 translated by the Segment API's own parser. User files hold the `POST /api/v1/users` shape (JSON Lines)
 or a CSV whose columns map onto it.
 
-Every item carries an idempotency key: the line's own (`idempotency_key`,
-or `seg:<messageId>` as the Segment API stores it) or one derived from its canonical JSON, so the same
-line imported twice, from any copy of the file, is stored once.
+Every item carries an idempotency key in the namespace of its shape: a native
+line's own `idempotency_key` as `api:<key>` and a Segment line's `messageId`
+as `seg:<messageId>`, exactly as the live APIs store them, with the same
+request hash; a line without one gets `import:<sha256 of its canonical JSON>`.
+So the same line imported twice, from any copy of the file, is stored once, an
+export overlapping live traffic is recognised, and a line reusing a live key
+for different content is rejected with `idempotency_conflict`. Names starting
+with `$` are refused (`reserved_name`), as by the APIs.
 """
 
 import re
@@ -34,6 +39,7 @@ class AliasChange:
     user_id: str
     key: str
     occurred_at: datetime | None = None
+    request_hash: str | None = None
 
 
 Item = SignalInput | UserChange | AliasChange
@@ -41,6 +47,10 @@ Item = SignalInput | UserChange | AliasChange
 
 def key_of(item: Item) -> str:
     return item.idempotency_key if isinstance(item, SignalInput) else item.key
+
+
+def hash_of(item: Item) -> str | None:
+    return item.request_hash
 
 
 # --- signal files ----------------------------------------------------------------
@@ -71,22 +81,28 @@ def parse_segment_line(value: dict, *, now: datetime) -> Item:
     try:
         message = segment.parse_message(raw, value.get("type"), now=now)
     except segment.Invalid as exc:
-        raise v.Invalid([{"field": "(line)", "message": str(exc)}]) from None
+        error = {"field": "(line)", "message": str(exc)}
+        if exc.code != segment.INVALID_CODE:
+            error["code"] = exc.code
+        raise v.Invalid([error]) from None
     key = message.idempotency_key or content_key("import:", value)
     if isinstance(message, SignalInput):
         message.idempotency_key = key
         return message
     if message.type == "alias":
-        return AliasChange(message.previous_id, message.user_id, key, message.occurred_at)
+        return AliasChange(
+            message.previous_id, message.user_id, key, message.occurred_at, message.request_hash
+        )
     if message.type == "group":
         link = TenantLink(key=message.group_id, name=message.group_name, joined_at=message.occurred_at)
         return UserChange(
             ids=message.ids, key=key, signal_name="$group", occurred_at=message.occurred_at,
-            tenants=(link,), tenant_traits=message.traits or None,
+            tenants=(link,), tenant_traits=message.traits or None, request_hash=message.request_hash,
         )
     return UserChange(
         ids=message.ids, key=key, occurred_at=message.occurred_at,
         properties=message.traits or None, timezone=message.timezone, locale=message.locale,
+        request_hash=message.request_hash,
     )
 
 

@@ -9,12 +9,12 @@ that nests too deeply or holds NaN is a rejected line like any other.
 import codecs
 import csv
 import hashlib
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from ..idempotency import canonical_json
 from ..validation import strict_json_loads
 
 MAX_LINE_BYTES = 1024 * 1024
@@ -56,11 +56,6 @@ def fingerprint(path: Path) -> tuple[int, str]:
             digest.update(block)
             size += len(block)
     return size, digest.hexdigest()
-
-
-def canonical_json(value) -> str:
-    """A text that is equal for equal JSON values (key order and spacing do not matter)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def content_key(prefix: str, value) -> str:

@@ -42,6 +42,8 @@ class UserChange:
     tenants: tuple[TenantLink, ...] = ()
     # For `$group`: a patch of the (single) tenant's traits.
     tenant_traits: dict | None = None
+    # What a Segment identify/group line sent under its messageId (idempotency.py).
+    request_hash: str | None = None
     changed: list[str] = field(default_factory=list)
 
 
@@ -216,6 +218,7 @@ def _system_row(user_id, tenant_id, change: UserChange, properties: dict, now: d
         "occurred_at": change.occurred_at or now,
         "received_at": now,
         "idempotency_key": change.key,
+        "request_hash": change.request_hash,
         "source": Signal.Source.SYSTEM,
         # History informs, it does not act (DESIGN.md §1).
         "realtime": False,

@@ -70,7 +70,11 @@ class Signal(models.Model):
     occurred_at = models.DateTimeField()
     received_at = models.DateTimeField()
     # Unique through Meta.constraints: `unique=True` would add a second (LIKE) index on PostgreSQL.
+    # Namespaced by origin (`api:`, `seg:`; anything else is Pulse's own): see idempotency.py.
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    # A digest of what the client sent under that key, so a reused key for another item is
+    # told from a retry; null when the signal has no client key.
+    request_hash = models.CharField(max_length=32, null=True, blank=True)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.API)
     # False for imports and anything older than PULSE_REALTIME_HORIZON at ingest:
     # such history updates derived state but never fires reactions or messages.

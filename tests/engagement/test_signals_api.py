@@ -107,8 +107,8 @@ def test_signals_older_than_the_realtime_horizon_are_history(api, now):
             ]
         },
     )
-    assert Signal.objects.get(idempotency_key="old").realtime is False
-    assert Signal.objects.get(idempotency_key="new").realtime is True
+    assert Signal.objects.get(idempotency_key="api:old").realtime is False
+    assert Signal.objects.get(idempotency_key="api:new").realtime is True
 
 
 def test_a_tenant_key_creates_the_tenant_and_the_membership(api):
