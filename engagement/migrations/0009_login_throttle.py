@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('engagement', '0007_signal_queue'),
+        ('engagement', '0008_signal_request_hash'),
     ]
 
     operations = [
