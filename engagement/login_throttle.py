@@ -88,12 +88,12 @@ def record_failure(username: str, address: str | None, *, now: datetime) -> Lock
     keys = _keys(username, address)
     LoginFailure.objects.bulk_create([LoginFailure(key=key, failed_at=now) for key in keys])
     prune(now=now)
-    log.info("event=admin_login_failed %s", _log_keys(keys))
+    log.info("event=admin_login_failed username_hash=%s address_hash=%s", *_log_hashes(keys))
     lock = current_lock(username, address, now=now)
     if lock is not None:
         log.warning(
-            "event=admin_login_locked by=%s until=%s %s",
-            ",".join(lock.by), lock.until.isoformat(), _log_keys(keys),
+            "event=admin_login_locked by=%s until=%s username_hash=%s address_hash=%s",
+            ",".join(lock.by), lock.until.isoformat(), *_log_hashes(keys),
         )
     return lock
 
@@ -116,6 +116,8 @@ def _keys(username: str, address: str | None) -> dict[str, str]:
     return keys
 
 
-def _log_keys(keys: dict[str, str]) -> str:
-    """Short hash prefixes, enough to correlate log lines, never the username or address."""
-    return " ".join(f"{kind}_hash={key.split(':', 1)[1][:12]}" for key, kind in keys.items())
+def _log_hashes(keys: dict[str, str]) -> tuple[str, str]:
+    """Short hash prefixes of the username and the address ("-" when absent), enough to
+    correlate log lines, never the username or address themselves."""
+    prefixes = {kind: key.split(":", 1)[1][:12] for key, kind in keys.items()}
+    return prefixes.get("username", "-"), prefixes.get("address", "-")
