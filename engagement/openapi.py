@@ -53,12 +53,17 @@ SIGNAL = {
     "properties": {
         "user": {"type": "object", "additionalProperties": False, "minProperties": 1,
                  "properties": IDENTIFIERS, "description": "at least one identifier"},
-        "name": {"type": "string", "minLength": 1, "maxLength": 200},
+        "name": {"type": "string", "minLength": 1, "maxLength": 200,
+                 "description": "names starting with $ are Pulse's own: rejected with code reserved_name"},
         "occurred_at": {"type": "string", "format": "date-time"},
         "properties": {"type": "object"},
         "tenant": {"type": "string", "minLength": 1, "maxLength": 200},
         "feature": {"type": "string", "minLength": 1, "maxLength": 200},
-        "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 255},
+        "idempotency_key": {
+            "type": "string", "minLength": 1, "maxLength": 255,
+            "description": "the same key with the same content is a duplicate that stores nothing; "
+            "with different content the item is rejected with code idempotency_conflict. Native "
+            "keys never collide with Segment messageIds"},
         "item": {"type": "string", "minLength": 1, "maxLength": 255},
         "interaction": {"type": "string", "minLength": 1, "maxLength": 100},
         "context": {"type": "object"},
@@ -117,7 +122,9 @@ FRAGMENT = {
                         responses={"404": {"description": "no such user"}}),
         },
         "/api/v1/signals": {
-            "post": _op("Ingest one signal or {signals: [...]} of up to 1000", "ingest",
+            "post": _op("Ingest one signal or {signals: [...]} of up to 1000. The answer is "
+                        "{accepted, duplicates, rejected: [{index, errors: [{field, message, code?}]}]}; "
+                        "codes: idempotency_conflict, reserved_name, identity_conflict", "ingest",
                         status="202", body={"oneOf": [SIGNAL, {
                             "type": "object", "required": ["signals"],
                             "properties": {"signals": {"type": "array", "maxItems": 1000,
