@@ -119,8 +119,12 @@ def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
-def _fail(where: str, message: str):
+def fail(where: str, message: str):
+    """Raise Invalid for one field; custom checks call it."""
     raise Invalid([{"field": where, "message": message}])
+
+
+_fail = fail
 
 
 # --- checks ---------------------------------------------------------------

@@ -34,10 +34,10 @@ IDENTIFY = {
 
 def _ttl_seconds(value, where):
     if isinstance(value, bool) or not isinstance(value, int):
-        v._fail(where, "must be a whole number of seconds")
+        v.fail(where, "must be a whole number of seconds")
     most = int(settings.PULSE_USER_TOKEN_MAX_TTL.total_seconds())
     if not 60 <= value <= most:
-        v._fail(where, f"must be between 60 and {most}")
+        v.fail(where, f"must be between 60 and {most}")
     return value
 
 
