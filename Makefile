@@ -11,7 +11,7 @@ help:
 	@echo "make run    install into .venv, migrate, create the admin user, load demo data,"
 	@echo "            then run web + worker + scheduler (embedded SQLite and Redis) until Ctrl-C"
 	@echo "make test   the pytest suite on PostgreSQL and on SQLite in parallel (ARGS=... for pytest)"
-	@echo "make lint   ruff check ."
+	@echo "make lint   ruff check . and the import-linter layers contract (make test runs it first)"
 	@echo "make bench  benchmarks (docs/BENCHMARKS.md)"
 
 install:
@@ -23,11 +23,13 @@ install-test:
 run:
 	@bash scripts/run.sh
 
-test:
+test: lint
 	@bash scripts/test.sh $(ARGS)
 
+# ruff, and the import-linter layers contract in pyproject.toml
 lint: install-test
-	.venv/bin/ruff check .
+	$(or $(PULSE_VENV),.venv)/bin/ruff check .
+	cd $(CURDIR) && $(or $(PULSE_VENV),.venv)/bin/lint-imports
 
 bench:
 	@if [ -f scripts/bench.sh ]; then bash scripts/bench.sh $(ARGS); \
