@@ -5,7 +5,8 @@ is caught up later), but a stalled Redis still makes every call wait for its
 socket timeout. After a Redis error the breaker opens: for
 PULSE_REDIS_BREAKER_SECONDS every call skips Redis and gets its fallback. Then
 one call, the probe, tries Redis while the others keep skipping; success closes
-the breaker, failure opens it for another cool-down. The state is per process
+the breaker, failure opens it for another cool-down (0 turns the breaker off:
+every call tries Redis and waits for its timeout). The state is per process
 (each gunicorn worker finds out on its own), shared by its threads.
 
 Failures are logged at most once a minute per caller (`event=redis_unavailable`),
@@ -47,6 +48,8 @@ class Breaker:
         """Whether this call may use Redis; when the cool-down is over, only the first caller may (probe)."""
         with self._lock:
             if self.open_until is None:
+                return True
+            if self._cooldown() <= 0:  # turned off: every call tries Redis
                 return True
             if self.probing or self._clock() < self.open_until:
                 self.skipped += 1

@@ -181,6 +181,13 @@ def test_a_breaker_opens_for_the_cool_down_it_reads_at_each_failure():
     assert not breaker.allow()
 
 
+def test_a_cool_down_of_zero_turns_the_breaker_off(stalled, settings):
+    settings.PULSE_REDIS_BREAKER_SECONDS = 0
+    for _ in range(3):
+        assert redis_breaker.call("test", lambda client: client.ping(), False) is False
+    assert stalled.connections == 3
+
+
 def test_rq_queues_connect_with_socket_timeouts_and_no_retry_on_timeout(settings):
     connection = django_rq.get_queue("signals").connection
     kwargs = connection.connection_pool.connection_kwargs
