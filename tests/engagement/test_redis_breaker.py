@@ -8,7 +8,7 @@ import django_rq
 import pytest
 
 from config.redis_connection import rq_connection
-from engagement import redis_breaker, wake
+from engagement import redis_breaker, redis_client, wake
 from engagement.models import Signal
 from engagement.redis_breaker import Breaker
 from engagement.redis_client import get_redis
@@ -64,7 +64,8 @@ def clock(monkeypatch):
 
 
 @pytest.fixture
-def stalled(settings):
+def stalled(settings, monkeypatch):
+    monkeypatch.setattr(redis_client, "_last_warned", {})  # earlier tests' warnings stay unlogged a minute
     server = StalledRedis()
     real_url = settings.REDIS_URL
     settings.REDIS_URL = f"redis://127.0.0.1:{server.port}/0"
