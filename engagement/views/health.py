@@ -1,4 +1,8 @@
-"""`GET /healthz`: database, Redis and scheduler status."""
+"""`GET /healthz`: database, Redis and scheduler status.
+
+Redis is asked through the breaker: while it is open (a Redis error in this
+process less than PULSE_REDIS_BREAKER_SECONDS ago) Redis is reported down at once.
+"""
 
 from datetime import datetime
 
@@ -7,9 +11,9 @@ from django.db import DatabaseError, connection
 from django.http import JsonResponse
 from django.utils import timezone
 
+from .. import redis_breaker
 from ..api import public_view
 from ..jobs import last_tick
-from ..redis_client import ping
 
 
 @public_view(("GET", "HEAD"))
@@ -20,7 +24,7 @@ def healthz(request):
         database = "ok"
     except DatabaseError:
         return JsonResponse({"status": "down", "database": "down"}, status=503)
-    redis_ok = ping()
+    redis_ok = redis_breaker.call("healthz", lambda client: bool(client.ping()), False)
     scheduler = _scheduler_status() if redis_ok else "unknown"
     degraded = not redis_ok or scheduler != "ok"
     return JsonResponse(
