@@ -104,7 +104,7 @@ def test_a_killed_worker_and_a_stalled_redis_lose_no_signal_and_the_web_keeps_an
         stored = _query(
             db_path,
             "SELECT COUNT(*), COUNT(DISTINCT idempotency_key), COUNT(failed_at) FROM engagement_signal "
-            "WHERE idempotency_key LIKE 'supervised-%'",
+            "WHERE idempotency_key LIKE 'api:supervised-%'",
         )
         assert stored == (SIGNALS, SIGNALS, 0)
         log = stack.log()
