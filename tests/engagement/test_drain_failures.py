@@ -233,3 +233,27 @@ def test_the_default_backoff_waits_at_most_a_quarter_of_a_minute_per_batch():
     backoff = Backoff()
     worst = sum(min(backoff.max_seconds, backoff.base_seconds * 2**n) for n in range(backoff.retries))
     assert backoff.retries == 5 and worst == pytest.approx(15.5)
+
+
+@pytest.mark.django_db
+def test_a_replay_retries_a_transient_error_and_marks_nothing_failed(settings, sleeps):
+    from engagement.replay import replay_signals
+
+    _ingest(["a", "b", "c"])
+    process_signals()
+    settings.PULSE_SIGNAL_HANDLERS = [LAST_SEEN, f"{HERE}.transient_once"]
+    result = replay_signals(now=timezone.now())
+    assert (result.replayed, result.failed) == (3, 0)
+    assert len(sleeps) == 1
+    assert _states() == ["processed"]
+
+
+@pytest.mark.django_db
+def test_a_replay_stops_with_a_command_error_when_the_database_keeps_failing(settings, sleeps):
+    _ingest(["a", "b"])
+    process_signals()
+    settings.PULSE_SIGNAL_HANDLERS = [f"{HERE}.always_transient"]
+    with pytest.raises(CommandError, match="database kept failing"):
+        call_command("replay_signals", "--now", timezone.now().isoformat())
+    assert len(sleeps) == 3
+    assert _states() == ["processed"], "no signal marked failed for the database's trouble"
