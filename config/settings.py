@@ -182,6 +182,13 @@ PULSE_MAX_FUTURE_SKEW = timedelta(minutes=5)
 PULSE_MAX_BODY_BYTES = 1024 * 1024
 PULSE_MAX_BATCH = 1000
 PULSE_DRAIN_BATCH_SIZE = env.int("PULSE_DRAIN_BATCH_SIZE", default=500)
+# A batch that hits a transient database error (deadlock, timeout, lost connection) is
+# retried this many times, waiting base·2^n seconds (jittered, at most the max) in between.
+PULSE_DRAIN_RETRIES = env.int("PULSE_DRAIN_RETRIES", default=5)
+PULSE_DRAIN_BACKOFF_SECONDS = env.float("PULSE_DRAIN_BACKOFF_SECONDS", default=0.5)
+PULSE_DRAIN_BACKOFF_MAX_SECONDS = env.float("PULSE_DRAIN_BACKOFF_MAX_SECONDS", default=30.0)
+# Signal names that are not user activity (beyond system signals and `$` names): see activity.py.
+PULSE_NON_ACTIVITY_SIGNALS = env.list("PULSE_NON_ACTIVITY_SIGNALS", default=[])
 PULSE_API_KEY_CACHE_SECONDS = 5
 PULSE_JOB_RUN_RETENTION_DAYS = env.int("PULSE_JOB_RUN_RETENTION_DAYS", default=30)
 PULSE_SCHEDULER_SILENT_AFTER = timedelta(minutes=3)

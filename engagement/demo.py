@@ -4,9 +4,11 @@
 users (identifiers, properties, time zone, locale, memberships with roles)
 through `people.identify` and `people.group`, so each gets its `$identify` /
 `$group` signal like any real user. It then writes D days of history through
-`ingest.ingest_signals(source="import")` in batches of 500 (imports update
-derived state but never fire reactions), and drains the log so `last_seen_at`
-and every handler's state are filled.
+`ingest.ingest_signals(source="import")` in batches of 500, and drains the log
+so `last_seen_at` and every handler's state are filled. Every signal it writes
+is history (`realtime=False`, the `$identify` / `$group` ones included), so
+`HandlerContext.may_act` is False for all of them: seeding fills derived state
+and fires no reaction or message.
 
 The activity follows people's habits: sessions mostly in working hours of
 the user's own time zone, much less on weekends, power/regular/casual users,
@@ -161,6 +163,7 @@ class DemoResult:
     lapsed: int = 0
     drained: int = 0
     failed: int = 0
+    stalled: bool = False  # the drain stopped on a persisting database error
     seconds: float = 0.0
     lapsed_external_ids: list[str] = field(default_factory=list)
 
@@ -169,7 +172,8 @@ class DemoResult:
             f"seed_demo: {self.users} users, {self.tenants} tenants, "
             f"{self.signals + self.system_signals} signals ({self.signals} activity, "
             f"{self.system_signals} system, {self.duplicates} already present), "
-            f"{self.lapsed} lapsed; drained {self.drained} ({self.failed} failed) "
+            f"{self.lapsed} lapsed; drained {self.drained} ({self.failed} failed"
+            f"{'; stopped on database errors, the rest is pending' if self.stalled else ''}) "
             f"in {self.seconds:.1f}s"
         )
 
@@ -246,11 +250,13 @@ def drain(*, now: datetime, result: DemoResult, progress: ProgressFactory = _NoB
     try:
         while True:
             drained = process_signals(now=now, max_batches=10)
-            if not drained.batches:
-                break
             result.drained += drained.processed
             result.failed += drained.failed
             bar.update(drained.processed + drained.failed)
+            if drained.stalled:
+                result.stalled = True
+            if not drained.batches or drained.stalled:
+                break
     finally:
         bar.close()
 
@@ -408,6 +414,7 @@ def _identify(person: UserPlan, tenants: dict[str, TenantPlan], grouped: set[str
     identify(
         ids,
         now=now,
+        realtime=False,
         properties=person.properties,
         timezone=person.timezone,
         locale=person.locale,
@@ -423,7 +430,7 @@ def _identify(person: UserPlan, tenants: dict[str, TenantPlan], grouped: set[str
             grouped.add(key)
             tenant = tenants[key]
             group(
-                Identifiers(external_id=person.external_id), key, now=now,
+                Identifiers(external_id=person.external_id), key, now=now, realtime=False,
                 name=tenant.name, traits=tenant.traits, role=role, joined_at=joined,
             )
             written += 1

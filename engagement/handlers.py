@@ -2,20 +2,22 @@
 
 from django.db import connection
 
-from .models import EndUser, Signal
+from .activity import is_activity
+from .models import EndUser
 
 
 def record_last_seen(signals, context) -> None:
     """Keep `last_seen_at` (never backwards) and `first_seen_at` (never forwards).
 
-    System signals (`$identify`, `lifecycle.changed` …) are Pulse's own
-    bookkeeping, not the user showing up, so they do not count. One UPDATE
-    per batch whatever its size, touching only users whose times move.
+    Only user activity moves them (`activity.is_activity`): Pulse's own
+    bookkeeping (`$identify`, `$lifecycle.changed` …) is not the user showing
+    up. History counts too: an imported visit is still a visit. One UPDATE per
+    batch whatever its size, touching only users whose times move.
     """
     latest: dict[int, object] = {}
     earliest: dict[int, object] = {}
     for signal in signals:
-        if signal.source == Signal.Source.SYSTEM:
+        if not is_activity(signal):
             continue
         uid, at = signal.user_id, signal.occurred_at
         if uid not in latest or at > latest[uid]:

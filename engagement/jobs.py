@@ -12,7 +12,11 @@ TICK_KEY = "pulse:scheduler:last_tick"
 
 
 def drain() -> dict:
-    """Drain every pending signal (woken by ingest, and by the tick)."""
+    """Drain every pending signal (woken by ingest, and by the tick).
+
+    A database that keeps failing transiently ends the job normally with the batch
+    still pending (`stalled`): the next wake or tick retries, and no signal is
+    marked failed for the database's trouble."""
     from rq import get_current_job
 
     from .pipeline import process_signals
@@ -22,10 +26,14 @@ def drain() -> dict:
     result = process_signals()
     job = get_current_job()
     log.info(
-        "event=drain_done job_id=%s batches=%d processed=%d failed=%d",
-        job.id if job else "-", result.batches, result.processed, result.failed,
+        "event=drain_done job_id=%s batches=%d processed=%d failed=%d retries=%d stalled=%s",
+        job.id if job else "-", result.batches, result.processed, result.failed, result.retries,
+        str(result.stalled).lower(),
     )
-    return {"batches": result.batches, "processed": result.processed, "failed": result.failed}
+    return {
+        "batches": result.batches, "processed": result.processed, "failed": result.failed,
+        "retries": result.retries, "stalled": result.stalled,
+    }
 
 
 def note_tick(now: datetime) -> None:

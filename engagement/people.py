@@ -1,7 +1,9 @@
 """Identify, group and alias: the user-changing calls shared by the native and Segment APIs.
 
 Each one resolves identity through `identity.resolve_user` and appends its
-system signal (`$identify`, `$group`, `$alias`) in the same transaction.
+system signal (`$identify`, `$group`, `$alias`) in the same transaction;
+`realtime=False` marks that signal as history (seeding, backfills), which
+updates derived state but never acts.
 """
 
 from dataclasses import dataclass
@@ -38,6 +40,7 @@ def identify(
     timezone: str | None = None,
     locale: str | None = None,
     tenants: tuple[TenantLink, ...] = (),
+    realtime: bool = True,
     reengagement_opt_out: bool | None = None,
     idempotency_key: str | None = None,
     request_hash: str | None = None,
@@ -61,7 +64,7 @@ def identify(
         record_system_signal(
             user,
             "$identify",
-            now=now,
+            now=now, realtime=realtime,
             properties={
                 "created": resolution.created,
                 "changed": resolution.changed_fields,
@@ -81,6 +84,7 @@ def group(
     now: datetime,
     name: str | None = None,
     traits: dict | None = None,
+    realtime: bool = True,
     role: str | None = None,
     joined_at: datetime | None = None,
     idempotency_key: str | None = None,
@@ -92,7 +96,7 @@ def group(
         tenant = _tenant(tenant_key, name, traits, now)
         join_tenant(user, tenant, joined_at=joined_at or now, role=role)
         record_system_signal(
-            user, "$group", now=now, tenant_id=tenant.pk,
+            user, "$group", now=now, tenant_id=tenant.pk, realtime=realtime,
             properties={"tenant": tenant.key, "traits": traits or {}},
             idempotency_key=idempotency_key, request_hash=request_hash,
         )

@@ -6,10 +6,14 @@ batches by id, up to the highest id that existed when the replay started
 (signals arriving meanwhile are the drain's). Each batch runs in its own
 transaction through `pipeline.run_isolated`, with `HandlerContext(replay=True)`,
 so one poison signal is isolated and marked failed while its neighbours
-replay. By default processed signals are replayed (one that fails now is
-marked failed, as the drain would); `failed_only` selects failed signals
-instead, runs every handler over them (a failed signal had none applied) and
-marks those that now succeed as processed.
+replay; a transient database error (deadlock, timeout, lost connection)
+marks nothing failed but retries the batch with the drain's backoff, and
+stops the replay with a `ReplayError` if it persists (committed batches stay
+replayed; handlers are idempotent, so running it again is safe). By default
+processed signals are replayed (one that fails now is marked failed, as the
+drain would); `failed_only` selects failed signals instead, runs every
+handler over them (a failed signal had none applied) and marks those that now
+succeed as processed.
 """
 
 import logging
@@ -23,11 +27,13 @@ from django.db import transaction
 from django.db.models import Max, QuerySet
 from django.utils.module_loading import import_string
 
+from .db_errors import is_transient
 from .identity import Identifiers, find_user
 from .models import Signal
 from .pipeline import HandlerContext, mark_processed, run_isolated
 from .refs import parse_user_ref
 from .registry import entries
+from .retry import Backoff, retry_transient
 
 log = logging.getLogger("pulse.replay")
 DEFAULT_BATCH = 500
@@ -126,16 +132,30 @@ def replay_signals(
         return result
     total = signals.count() if progress else 0
     context = HandlerContext(now=now, replay=True)
+    backoff = Backoff.from_settings()
     after = 0
-    while True:
-        started = time.monotonic()
+
+    def replay_batch():
         with transaction.atomic():
             batch = list(signals.filter(pk__gt=after, pk__lte=ceiling).order_by("pk")[:batch_size])
-            if not batch:
-                break
-            failed = run_isolated(batch, handlers, context)
+            failed = run_isolated(batch, handlers, context) if batch else {}
             if failed_only:
                 mark_processed([s.pk for s in batch if s.pk not in failed], now)
+            return batch, failed
+
+    while True:
+        started = time.monotonic()
+        try:
+            batch, failed = retry_transient(replay_batch, backoff=backoff, log=log, event="replay_retry")
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            raise ReplayError(
+                f"stopped after {result.batches} batches: the database kept failing "
+                f"({type(exc).__name__}); the batches done are committed, run the replay again"
+            ) from exc
+        if not batch:
+            break
         after = batch[-1].pk
         result.batches += 1
         result.replayed += len(batch) - len(failed)

@@ -180,7 +180,7 @@ def test_the_process_signals_command_shows_progress_and_a_summary(capsys):
     _ingest(["a", "b", "c"])
     call_command("process_signals", "--batch-size", "2", "--now", "2026-01-01T00:00:00Z")
     out, err = capsys.readouterr()
-    assert out.strip().splitlines()[-1] == "batches=2 processed=3 failed=0"
+    assert out.strip().splitlines()[-1] == "batches=2 processed=3 failed=0 retries=0"
     assert "drained 3 signals" in err
 
 

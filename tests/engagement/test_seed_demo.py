@@ -175,3 +175,23 @@ def test_seed_demo_refuses_bad_arguments_with_a_command_error(args):
     with pytest.raises(CommandError):
         call_command("seed_demo", *args, verbosity=0)
     assert not EndUser.objects.exists()
+
+
+MAY_ACT: list[bool] = []
+
+
+def record_may_act(signals, context):
+    MAY_ACT.extend(context.may_act(s) for s in signals)
+
+
+@pytest.mark.django_db
+def test_seed_demo_writes_only_history_so_nothing_it_seeds_may_act(settings):
+    MAY_ACT.clear()
+    settings.PULSE_SIGNAL_HANDLERS = [
+        *settings.PULSE_SIGNAL_HANDLERS, "tests.engagement.test_seed_demo.record_may_act",
+    ]
+    seed("--users", "6", "--days", "3", "--seed", "9")
+    assert len(MAY_ACT) == Signal.objects.count() > 6, "every seeded signal went through the drain"
+    assert not any(MAY_ACT)
+    assert not Signal.objects.filter(realtime=True).exists(), "$identify and $group included"
+    assert not EndUser.objects.filter(last_seen_at__isnull=True, signals__source="import").exists()

@@ -22,7 +22,13 @@ class Command(BaseCommand):
         self.stderr.write("")
         self.stdout.write(
             f"batches={result.batches} processed={result.processed} failed={result.failed}"
+            f" retries={result.retries}"
         )
+        if result.stalled:
+            raise CommandError(
+                "stopped on a database error that persisted through the retries; "
+                "the remaining signals are still pending (see the pulse.drain log)"
+            )
 
     def _progress(self, result):
         """A running count on stderr; the summary line stays alone on stdout."""
