@@ -233,10 +233,17 @@ PULSE_OPENAPI_FRAGMENTS = [
     "engagement.segment_openapi.FRAGMENT",
 ]
 PULSE_AUDIENCES = []
-# (kind, UTC cron expression, dotted job function); see engagement/scheduler.py
+# What the 60-second tick runs (engagement/schedules.py): the JobRun kind, a UTC cron
+# expression, the dotted job function `fn(run, now)`, the RQ queue its runs are enqueued on
+# and their job timeout in seconds. Sweeps go on "sweeps".
 PULSE_SCHEDULES = [
-    ("prune_job_runs", "17 3 * * *", "engagement.maintenance.prune_job_runs"),
+    {
+        "kind": "prune_job_runs", "cron": "17 3 * * *", "func": "engagement.maintenance.prune_job_runs",
+        "queue": "default", "timeout": 600,
+    },
 ]
+# Called in order as hook(now) once per tick, after the schedules (engagement/scheduler.py).
+PULSE_TICK_HOOKS = []
 
 # Admin login throttling (engagement/login_throttle.py), per username and per client address.
 PULSE_LOGIN_MAX_FAILURES = env.int("PULSE_LOGIN_MAX_FAILURES", default=10)

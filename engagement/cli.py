@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from django.core.management.base import CommandError
+from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from .validation import Invalid, timestamp
@@ -25,3 +25,50 @@ def parse_time(value: str, option: str) -> datetime:
         return timestamp(value, option)
     except Invalid as exc:
         raise CommandError(f"{option}: {exc.errors[0]['message']}") from None
+
+
+def job_run_summary(run) -> str:
+    """One line about a job run, for a command's output."""
+    line = (
+        f"{run.kind} window={run.window.isoformat()} trigger={run.trigger} status={run.status} "
+        f"attempts={run.attempts} processed={run.processed} succeeded={run.succeeded} "
+        f"failed={run.failed} skipped={run.skipped}"
+    )
+    if run.queue:
+        line += f" queue={run.queue}"
+    if run.awaiting_enqueue:
+        line += " enqueued=no (Redis unavailable; the next tick enqueues it)"
+    if run.duration_ms is not None:
+        line += f" duration_ms={run.duration_ms}"
+    return line
+
+
+class JobCommand(BaseCommand):
+    """A job's management command: one manual run evaluated at `--now`, executed in this process.
+
+    Set `kind` (a schedule's kind). Each invocation is its own JobRun
+    (trigger=manual), even for a window the scheduler already ran: jobs are
+    idempotent, so an operator may always re-run one. It prints a one-line
+    summary and exits non-zero when the run failed.
+    """
+
+    kind: str = ""
+    actor = "cli"
+
+    def add_arguments(self, parser):
+        add_now_argument(parser)
+
+    def job_kind(self, options) -> str:
+        return self.kind
+
+    def handle(self, *args, now=None, **options):
+        from .job_runs import run_job_now
+
+        kind, when = self.job_kind(options), parse_now(now)
+        try:
+            run = run_job_now(kind, now=when, actor=self.actor)
+        except KeyError as exc:
+            raise CommandError(exc.args[0]) from None
+        self.stdout.write(job_run_summary(run))
+        if run.status == "failed":
+            raise CommandError(f"{kind} failed: {'; '.join(run.errors[:3]) or 'see the job run'}")

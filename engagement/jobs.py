@@ -36,6 +36,17 @@ def drain() -> dict:
     }
 
 
+def run_job_run(run_pk: int) -> dict:
+    """Execute one scheduled job run (enqueued by the tick on its schedule's queue)."""
+    from .job_runs import execute_run
+
+    run = execute_run(run_pk)
+    if run is None:
+        log.warning("event=job_run_missing job_run=%d", run_pk)
+        return {"job_run": run_pk, "status": "missing"}
+    return {"job_run": run_pk, "status": run.status, "attempts": run.attempts}
+
+
 def note_tick(now: datetime) -> None:
     try:
         get_redis().set(TICK_KEY, now.isoformat(), ex=24 * 3600)

@@ -4,14 +4,18 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 
+from .job_runs import JobResult, extend_lease
 from .models import JobRun
-from .scheduler import JobResult
 
 PRUNE_CHUNK = 5000
 
 
 def prune_job_runs(run: JobRun, now: datetime) -> JobResult:
-    """Delete job runs whose window is older than PULSE_JOB_RUN_RETENTION_DAYS, in chunks."""
+    """Delete job runs whose window is older than PULSE_JOB_RUN_RETENTION_DAYS, in chunks.
+
+    Deleting is its own cursor (what is gone stays gone), so a resumed run just
+    carries on; the lease is extended after every chunk.
+    """
     cutoff = now - timedelta(days=settings.PULSE_JOB_RUN_RETENTION_DAYS)
     deleted = 0
     while True:
@@ -24,4 +28,5 @@ def prune_job_runs(run: JobRun, now: datetime) -> JobResult:
         if not ids:
             break
         deleted += JobRun.objects.filter(pk__in=ids).delete()[0]
+        extend_lease(run)
     return JobResult(processed=deleted, succeeded=deleted)

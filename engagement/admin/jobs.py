@@ -1,10 +1,10 @@
-"""Job runs: one row per (kind, window) written by the scheduler; read-only."""
+"""Job runs: one row per scheduled (kind, window), plus one per manual run; read-only."""
 
-from django.conf import settings
 from django.contrib import admin
 from django.db.models import Subquery
 
 from ..models import JobRun
+from ..schedules import schedules
 from .common import LargeTableAdmin, ReadOnlyAdmin
 
 RECENT_RUNS_FOR_KINDS = 1000
@@ -17,7 +17,7 @@ class KindFilter(admin.SimpleListFilter):
     parameter_name = "kind"
 
     def lookups(self, request, model_admin):
-        kinds = {schedule[0] for schedule in getattr(settings, "PULSE_SCHEDULES", [])}
+        kinds = {schedule.kind for schedule in schedules()}
         latest = JobRun.objects.order_by("-pk").values("pk")[:1]
         kinds.update(
             JobRun.objects.filter(pk__gt=Subquery(latest) - RECENT_RUNS_FOR_KINDS)
@@ -38,15 +38,16 @@ class KindFilter(admin.SimpleListFilter):
 @admin.register(JobRun)
 class JobRunAdmin(ReadOnlyAdmin, LargeTableAdmin):
     list_display = [
-        "kind", "window", "status", "attempts", "processed", "succeeded", "failed", "skipped",
-        "duration", "started_at", "finished_at",
+        "kind", "window", "trigger", "queue", "status", "attempts", "processed", "succeeded",
+        "failed", "skipped", "duration", "started_at", "finished_at",
     ]
-    list_filter = [KindFilter, "status"]
+    list_filter = [KindFilter, "status", "trigger"]
     date_hierarchy = "window"
     ordering = ["-window", "-pk"]
     fields = [
-        "kind", "window", "status", "attempts", "started_at", "finished_at", "lease_expires_at",
-        "duration", "processed", "succeeded", "failed", "skipped", "errors", "cursor",
+        "kind", "window", "trigger", "actor", "as_of", "status", "queue", "job_id", "attempts",
+        "started_at", "finished_at", "lease_expires_at", "duration", "processed", "succeeded",
+        "failed", "skipped", "errors", "cursor",
     ]
     readonly_fields = fields
 

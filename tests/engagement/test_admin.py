@@ -403,6 +403,18 @@ def test_the_job_run_list_shows_counts_and_duration(admin_client, world):
     assert "prune_job_runs" in text and "1.5 s" in text
 
 
+def test_the_job_run_list_shows_trigger_and_queue_and_filters_manual_runs(admin_client, world, now):
+    JobRun.objects.filter(pk=world["run"].pk).update(queue="sweeps")
+    manual = JobRun.objects.create(kind="prune_job_runs", window=world["run"].window, status="running",
+                                   trigger="manual", actor="cli")
+    response = admin_client.get(changelist("jobrun"))
+    assert {"trigger", "queue"} <= set(response.context["cl"].list_display)
+    assert "sweeps" in response.text and "manual" in response.text
+    manual_only = admin_client.get(changelist("jobrun"), {"trigger__exact": "manual"})
+    assert [r.pk for r in manual_only.context["cl"].result_list] == [manual.pk]
+    assert "cli" in admin_client.get(change("jobrun", manual.pk)).text
+
+
 # --- large tables ---------------------------------------------------------------
 
 
