@@ -113,9 +113,9 @@ def test_every_registry_named_in_the_design_has_a_protocol_and_a_validator():
 
 @pytest.mark.django_db
 def test_a_typo_in_a_handler_path_fails_manage_py_check_naming_setting_and_entry():
-    with override_settings(PULSE_SIGNAL_HANDLERS=["engagement.handlers.record_last_sen"]):
-        with pytest.raises(SystemCheckError) as caught:
-            call_command("check")
+    typo = override_settings(PULSE_SIGNAL_HANDLERS=["engagement.handlers.record_last_sen"])
+    with typo, pytest.raises(SystemCheckError) as caught:
+        call_command("check")
     text = str(caught.value)
     assert "pulse.E001" in text
     assert "PULSE_SIGNAL_HANDLERS" in text and "engagement.handlers.record_last_sen" in text
