@@ -2,18 +2,20 @@
 
 Each entry declares its key (`@user_section("memberships")`) and is called as
 `section(user) -> JSON-able value` (the contract: extension_points.UserSection).
-Sections are isolated from each other: each runs in its own savepoint, and one
-that raises is left out of the answer, its key listed in `sections_failed`, and
-logged as `event=user_section_failed` with the section's key and the user's
-internal id only. Colliding keys are refused at start-up by engagement/checks.py;
+Sections are isolated from each other: each runs in its own savepoint (when
+there is a transaction to protect), and one that raises is left out of the
+answer, its key listed in `sections_failed`, and logged as
+`event=user_section_failed` with the section's key and the user's internal id
+only. Colliding keys are refused at start-up by engagement/checks.py;
 should one slip through anyway (settings changed at run time), it is treated as
 a failed section rather than overwrite a core field.
 """
 
 import logging
 from collections.abc import Collection
+from contextlib import nullcontext
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from .extension_points import user_section
 from .models import Membership, Signal
@@ -38,13 +40,19 @@ def render_sections(user, *, taken: Collection[str]) -> tuple[dict, list[str]]:
             failed.append(key)
             continue
         try:
-            with transaction.atomic():  # a failing query must not poison the others
+            with _savepoint():
                 values[key] = section(user)
         except Exception as exc:  # noqa: BLE001 - one broken section must not hide the others
             log.exception("event=user_section_failed section=%s user_id=%s error_type=%s",
                           key, user.pk, type(exc).__name__)
             failed.append(key)
     return values, failed
+
+
+def _savepoint():
+    """Inside a transaction, a failing query must not poison the sections after it; outside
+    one (a plain GET runs in autocommit) there is nothing to protect and no BEGIN to pay."""
+    return transaction.atomic() if connection.in_atomic_block else nullcontext()
 
 
 @user_section("memberships")

@@ -76,6 +76,14 @@ def test_a_section_whose_query_fails_does_not_poison_the_sections_after_it(api, 
     assert len(body["memberships"]) == 1 and len(body["recent_signals"]) == 1
 
 
+@pytest.mark.django_db(transaction=True)
+@override_settings(PULSE_USER_SECTIONS=[HERE + "bad_sql", *CORE])
+def test_outside_a_transaction_a_failing_query_needs_no_savepoint_to_spare_the_others(api, ada):
+    body = api.get_json("/api/v1/users/ada").json()
+    assert body["sections_failed"] == ["bad_sql"]
+    assert len(body["memberships"]) == 1 and len(body["recent_signals"]) == 1
+
+
 @override_settings(PULSE_USER_SECTIONS=[HERE + "exploding"])
 def test_a_failed_section_is_logged_by_key_without_personal_data(api, ada, caplog):
     with caplog.at_level(logging.INFO, logger="pulse.api"):
