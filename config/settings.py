@@ -1,7 +1,9 @@
 """Pulse settings, read from the environment through django-environ.
 
-Every registry that lets a lower layer call a higher one (DESIGN.md §2) is an
-ordered list of dotted paths below, like MIDDLEWARE.
+Every registry that lets a lower layer call a higher one (docs/ARCHITECTURE.md,
+"Apps, layers and what each owns") is an ordered list of dotted paths below,
+like MIDDLEWARE; engagement/extension_points.py states each entry's contract and
+`manage.py check` validates them (engagement/checks.py).
 """
 
 import secrets
@@ -209,7 +211,7 @@ PULSE_USER_TOKEN_MAX_TTL = timedelta(seconds=env.int("PULSE_USER_TOKEN_MAX_TTL",
 # Browser origins allowed to call the routes that accept user tokens ("*" for any).
 PULSE_CORS_ORIGINS = env.list("PULSE_CORS_ORIGINS", default=[])
 
-# Ordered registries (DESIGN.md §2).
+# Ordered registries: contracts in engagement/extension_points.py, checked at start-up.
 PULSE_SIGNAL_HANDLERS = [
     "engagement.handlers.record_last_seen",
 ]

@@ -7,8 +7,4 @@ class EngagementConfig(AppConfig):
     verbose_name = "Engagement"
 
     def ready(self):
-        from django.core import checks
-
-        from .checks import check_schedules
-
-        checks.register(check_schedules)
+        from . import checks  # noqa: F401 - registers the registry checks

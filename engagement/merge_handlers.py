@@ -1,7 +1,8 @@
 """The core's entries in PULSE_USER_MERGE_HANDLERS: move per-user rows to the survivor.
 
 Each handler is called as `handler(survivor, losers, now)` inside the merge
-transaction, and must be set-based (a fixed number of queries).
+transaction, and must be set-based (a fixed number of queries); the contract is
+extension_points.MergeHandler.
 """
 
 from django.db.models import Min

@@ -110,7 +110,9 @@ FRAGMENT = {
                                     "content": _json(ERROR)}}),
         },
         "/api/v1/users/{user_ref}": {
-            "get": _op("A user with memberships and recent signals", "read", params=[USER_REF],
+            "get": _op("A user with memberships, recent signals and every app's section; a "
+                       "section that fails is left out and its key listed in sections_failed",
+                       "read", params=[USER_REF],
                        responses={"404": {"description": "no such user"}}),
             "delete": _op("Erase a user (GDPR)", "admin", params=[USER_REF],
                           responses={"404": {"description": "no such user"}}),

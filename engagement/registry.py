@@ -1,4 +1,9 @@
-"""Ordered registries named in settings (DESIGN.md §2): how a lower layer calls upward."""
+"""Ordered registries named in settings: how a lower layer calls upward.
+
+The contracts are in engagement/extension_points.py, the start-up validation in
+engagement/checks.py, and the why in docs/ARCHITECTURE.md ("Apps, layers and
+what each owns").
+"""
 
 from functools import cache
 

@@ -12,7 +12,7 @@ from ..erase import erase_user
 from ..identity import Identifiers
 from ..people import TenantLink, identify
 from ..refs import canonical_ref
-from ..registry import entries
+from ..user_sections import render_sections
 
 TENANT_LINK = {
     "key": v.Field(v.string(200), required=True),
@@ -78,9 +78,8 @@ def user_detail(request, user_ref):
         erasure = erase_user(user, erased_by=request.actor, now=timezone.now())
         return json_response({"erased": True, "user": ref, "internal_id": user.pk, "counts": erasure.counts})
     body = serialize_user(user)
-    for section in entries("PULSE_USER_SECTIONS"):
-        key, value = section(user)
-        body[key] = value
+    values, body["sections_failed"] = render_sections(user, taken=RESERVED_KEYS)
+    body.update(values)
     return json_response(body)
 
 
@@ -108,6 +107,14 @@ def _validated(data, spec):
         return v.validate(data, spec)
     except v.Invalid as exc:
         raise ApiError(400, "invalid_request", "the body has invalid fields", exc.errors) from None
+
+
+# The answer's own keys; a PULSE_USER_SECTIONS key may be none of these (engagement/checks.py).
+USER_FIELDS = (
+    "id", "internal_id", "external_id", "anonymous_id", "email", "properties", "timezone", "locale",
+    "reengagement_opt_out", "first_seen_at", "last_seen_at", "primary_tenant",
+)
+RESERVED_KEYS = (*USER_FIELDS, "sections_failed", "created", "merged_user_ids")
 
 
 def serialize_user(user) -> dict:

@@ -1,5 +1,6 @@
 import pytest
 
+from engagement.erase import erase_user, merged_into
 from engagement.identity import Identifiers, find_user
 from engagement.models import EndUser, Erasure, Membership, Signal, UserAlias
 from tests.factories import EndUserFactory, MembershipFactory, SignalFactory
@@ -60,8 +61,72 @@ def test_erase_runs_every_registered_erase_handler(api, settings):
     assert response.json()["counts"]["extra"] == 7
 
 
-def extra_handler(user, now):
+def extra_handler(erasure):
     return {"extra": 7}
+
+
+SEEN = []
+
+
+def recording_handler(erasure):
+    SEEN.append((erasure.user.pk, erasure.merged_ids, erasure.user_ids, erasure.now))
+    return None
+
+
+def test_erase_handlers_receive_the_users_merged_into_the_erased_one(settings, now):
+    settings.PULSE_USER_ERASE_HANDLERS = ["tests.engagement.test_erase.recording_handler"]
+    SEEN.clear()
+    survivor = EndUserFactory()
+    first, second = EndUserFactory(merged_into=survivor), EndUserFactory(merged_into=survivor)
+    EndUserFactory()  # a stranger
+    erase_user(survivor, erased_by="test", now=now)
+    assert SEEN == [(survivor.pk, (first.pk, second.pk), (survivor.pk, first.pk, second.pk), now)]
+
+
+def test_users_merged_through_an_earlier_merge_are_found_too(now):
+    survivor = EndUserFactory()
+    middle = EndUserFactory(merged_into=survivor)
+    oldest = EndUserFactory(merged_into=middle)  # left from before merges re-pointed their losers
+    assert merged_into(survivor.pk) == (middle.pk, oldest.pk)
+    assert merged_into(oldest.pk) == ()
+
+
+def test_a_merge_cycle_in_old_rows_does_not_loop(now):
+    one, two = EndUserFactory(), EndUserFactory()
+    EndUser.objects.filter(pk=one.pk).update(merged_into=two)
+    EndUser.objects.filter(pk=two.pk).update(merged_into=one)
+    assert merged_into(one.pk) == (two.pk,)
+
+
+def test_signals_and_aliases_left_on_a_merged_user_are_erased_with_the_survivor(api, now):
+    survivor = EndUserFactory(external_id="u1")
+    loser = EndUserFactory(external_id=None, merged_into=survivor, deleted_at=now)
+    SignalFactory(user=loser, properties={"query": "ada's secret"}, context={"ip": "1.2.3.4"},
+                  idempotency_key="k-1")
+    SignalFactory(user=survivor, properties={"query": "other"})
+    UserAlias.objects.create(user=loser, kind="email", value="old@x.io", created_at=now)
+    MembershipFactory(user=loser)
+    stranger_signal = SignalFactory(properties={"keep": "me"})
+
+    counts = api.delete_json("/api/v1/users/u1").json()["counts"]
+
+    assert counts["signals_scrubbed"] == 2 and counts["memberships_kept"] == 1
+    assert counts["aliases_removed"] == 1
+    scrubbed = Signal.objects.get(user=loser)
+    assert (scrubbed.properties, scrubbed.context, scrubbed.idempotency_key) == ({}, {}, None)
+    assert not UserAlias.objects.filter(user=loser).exists()
+    stranger_signal.refresh_from_db()
+    assert stranger_signal.properties == {"keep": "me"}
+
+
+def test_erasing_twice_changes_nothing_more(now):
+    user = EndUserFactory()
+    SignalFactory(user=user, properties={"a": 1})
+    erase_user(user, erased_by="test", now=now)
+    before = list(Signal.objects.values())
+    second = erase_user(user, erased_by="test", now=now)
+    assert list(Signal.objects.values()) == before
+    assert second.counts["aliases_removed"] == 0
 
 
 def test_erasing_a_survivor_scrubs_the_users_merged_into_it(api, now):

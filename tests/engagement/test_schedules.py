@@ -3,7 +3,7 @@
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from engagement.checks import check_schedules
+from engagement.checks import check_registries
 from engagement.schedules import Schedule, get_schedule, load_schedule, schedules
 
 GOOD = {"kind": "probe", "cron": "*/5 * * * *", "func": "engagement.maintenance.prune_job_runs"}
@@ -69,18 +69,19 @@ def test_the_error_says_which_entry_is_wrong(settings):
 
 
 def test_the_system_check_passes_on_the_shipped_settings():
-    assert check_schedules() == []
+    assert check_registries() == []
 
 
 def test_the_system_check_reports_a_malformed_schedule(settings):
     settings.PULSE_SCHEDULES = [{**GOOD, "queue": "nowhere"}]
-    [error] = check_schedules()
-    assert error.id == "pulse.E001" and "nowhere" in error.msg
+    [error] = check_registries()
+    assert error.id == "pulse.E010" and "nowhere" in error.msg
 
 
 def test_the_system_check_reports_a_job_or_hook_that_cannot_be_imported(settings):
     settings.PULSE_SCHEDULES = [{**GOOD, "func": "engagement.maintenance.no_such_job"}]
     settings.PULSE_TICK_HOOKS = ["engagement.no_such_module.hook"]
-    errors = check_schedules()
-    assert [e.id for e in errors] == ["pulse.E002", "pulse.E002"]
-    assert "no_such_job" in errors[0].msg and "PULSE_TICK_HOOKS[0]" in errors[1].msg
+    errors = check_registries()
+    assert [e.id for e in errors] == ["pulse.E001", "pulse.E001"]
+    messages = " ".join(e.msg for e in errors)
+    assert "no_such_job" in messages and "PULSE_TICK_HOOKS" in messages
