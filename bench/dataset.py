@@ -1,4 +1,4 @@
-"""The one generated benchmark dataset, kept as a PostgreSQL template database (DESIGN.md §4).
+"""The one generated benchmark dataset, kept as a PostgreSQL template database (docs/ARCHITECTURE.md §4).
 
 `build_template` creates `pulse_bench_template`: the schema from the migrations,
 then tenants, end users and memberships inserted set-based from

@@ -19,7 +19,7 @@ class Goal:
 
     @property
     def verdict(self) -> str:
-        """A run below the specified scale never meets a goal (DESIGN.md §4)."""
+        """A run below the specified scale never meets a goal (docs/ARCHITECTURE.md §4)."""
         if not self.scale_met:
             return "not met (run below the specified scale)"
         return "met" if self.met else "not met"

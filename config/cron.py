@@ -1,4 +1,4 @@
-"""rqcron configuration: one 60-second tick (DESIGN.md §3).
+"""rqcron configuration: one 60-second tick (docs/ARCHITECTURE.md §3).
 
 The tick only enqueues: each due job run goes to the queue its schedule names, with the
 schedule's own timeout, so the tick's timeout stays short.

@@ -1,4 +1,4 @@
-"""The JSON error shape of DESIGN.md §4: `{"error": {"code", "message", "details"}}`."""
+"""The JSON error shape of docs/ARCHITECTURE.md §4: `{"error": {"code", "message", "details"}}`."""
 
 from django.http import JsonResponse
 

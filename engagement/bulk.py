@@ -1,7 +1,7 @@
 """Insert-or-ignore and upsert with returned rows, on PostgreSQL and SQLite alike.
 
 `bulk_create(ignore_conflicts=True)` returns no ids and on SQLite swallows
-unrelated errors too (DESIGN.md §3); this helper emits
+unrelated errors too (docs/ARCHITECTURE.md §3); this helper emits
 `INSERT … ON CONFLICT (…) DO NOTHING | DO UPDATE … RETURNING …`, which both
 databases understand, and reports which rows were inserted.
 """

@@ -1,4 +1,4 @@
-"""One log record, one `key=value` line, with no personal data (DESIGN.md §4).
+"""One log record, one `key=value` line, with no personal data (docs/ARCHITECTURE.md §4).
 
 `KeyValueFormatter` renders every record as
 

@@ -48,7 +48,7 @@ class HandlerContext:
     def may_act(self, signal: Signal) -> bool:
         """Whether the signal may fire reactions or messages: only live signals on a first
         pass. History (imports, anything older than PULSE_REALTIME_HORIZON at ingest) and
-        replays update derived state but never act (DESIGN.md §1)."""
+        replays update derived state but never act (docs/ARCHITECTURE.md §1)."""
         return signal.realtime and not self.replay
 
 

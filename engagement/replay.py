@@ -1,6 +1,6 @@
 """Replay: run signal handlers again over stored signals.
 
-Handlers are idempotent (DESIGN.md §1), so replaying rebuilds derived state
+Handlers are idempotent (docs/ARCHITECTURE.md §1), so replaying rebuilds derived state
 after a handler was fixed or added. Signals are read in keyset-paginated
 batches by id, up to the highest id that existed when the replay started
 (signals arriving meanwhile are the drain's). Each batch runs in its own

@@ -1,4 +1,4 @@
-"""The 60-second tick: claim each schedule's due window and enqueue its run (DESIGN.md §3).
+"""The 60-second tick: claim each schedule's due window and enqueue its run (docs/ARCHITECTURE.md §3).
 
 For each schedule the tick takes the latest due window that has no successful
 JobRun; older missed windows are recorded as skipped, never replayed in a

@@ -1,4 +1,4 @@
-"""Waking the drain after an ingest commit, coalesced through a Redis flag (DESIGN.md §3).
+"""Waking the drain after an ingest commit, coalesced through a Redis flag (docs/ARCHITECTURE.md §3).
 
 The flag is set-if-absent with a short TTL: a burst of requests enqueues one
 drain job. The drain clears the flag when it starts, so signals written while

@@ -1,6 +1,6 @@
 """Users (EndUser), their memberships and the aliases merges left behind.
 
-Everything that changes a user is a signal (DESIGN.md §1): edits made here go
+Everything that changes a user is a signal (docs/ARCHITECTURE.md §1): edits made here go
 through `engagement.people.identify` (properties, time zone, locale,
 re-engagement opt-out) and `engagement.people.group` (memberships), which
 append `$identify` / `$group` signals in the same transaction. Identifiers,
