@@ -408,6 +408,7 @@ def _identify(person: UserPlan, tenants: dict[str, TenantPlan], grouped: set[str
     identify(
         ids,
         now=now,
+        actor="job:seed_demo",
         properties=person.properties,
         timezone=person.timezone,
         locale=person.locale,
@@ -423,7 +424,7 @@ def _identify(person: UserPlan, tenants: dict[str, TenantPlan], grouped: set[str
             grouped.add(key)
             tenant = tenants[key]
             group(
-                Identifiers(external_id=person.external_id), key, now=now,
+                Identifiers(external_id=person.external_id), key, now=now, actor="job:seed_demo",
                 name=tenant.name, traits=tenant.traits, role=role, joined_at=joined,
             )
             written += 1
