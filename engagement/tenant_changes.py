@@ -60,8 +60,9 @@ def update_tenant(
     return changed
 
 
-def member_chunks(tenant_id: int, size: int = MEMBER_CHUNK):
-    """The tenant's live members' ids, `size` at a time, in membership order (keyset)."""
+def member_chunks(tenant_id: int, size: int | None = None):
+    """The tenant's live members' ids, `size` (MEMBER_CHUNK) at a time, in membership order (keyset)."""
+    size = size or MEMBER_CHUNK
     after = 0
     while True:
         rows = list(
