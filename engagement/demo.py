@@ -415,6 +415,7 @@ def _identify(person: UserPlan, tenants: dict[str, TenantPlan], grouped: set[str
         ids,
         now=now,
         realtime=False,
+        actor="job:seed_demo",
         properties=person.properties,
         timezone=person.timezone,
         locale=person.locale,
@@ -430,7 +431,8 @@ def _identify(person: UserPlan, tenants: dict[str, TenantPlan], grouped: set[str
             grouped.add(key)
             tenant = tenants[key]
             group(
-                Identifiers(external_id=person.external_id), key, now=now, realtime=False,
+                Identifiers(external_id=person.external_id), key, now=now, actor="job:seed_demo",
+                realtime=False,
                 name=tenant.name, traits=tenant.traits, role=role, joined_at=joined,
             )
             written += 1

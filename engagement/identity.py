@@ -357,7 +357,11 @@ def refresh_primary_tenants(user_ids: Iterable[int]) -> None:
 
 
 def resolve_users(
-    identities: Sequence[Identifiers], *, now: datetime, conflicts: dict | None = None
+    identities: Sequence[Identifiers],
+    *,
+    now: datetime,
+    conflicts: dict | None = None,
+    resolutions: dict | None = None,
 ) -> dict[Identifiers, EndUser]:
     """Resolve every identity of an ingest batch; returns identity → live user.
 
@@ -366,6 +370,8 @@ def resolve_users(
     go through `resolve_user` one by one, in order. When `conflicts` is a dict,
     an identity that raises IdentityConflict is left out of the result and
     recorded there (identity → message) instead of failing the whole batch.
+    When `resolutions` is a dict, it receives identity → `Resolution`: whether
+    the user was created, the users merged into it and the identifiers filled in.
     """
     distinct = list(dict.fromkeys(i for i in identities if i))
     all_pairs = sorted({pair for ids in distinct for pair in ids.pairs()})
@@ -393,8 +399,11 @@ def resolve_users(
 
     fresh, overlapping = _split_overlapping(fresh)
     slow.extend(overlapping)
-    resolved.update(_create_fresh(fresh, now, slow))
-    resolved.update(_fill_in_bulk(fills, now, slow))
+    details: dict[Identifiers, Resolution] = {}
+    created = _create_fresh(fresh, now, slow)
+    details.update({ids: Resolution(user, created=True) for ids, user in created.items()})
+    resolved.update(created)
+    resolved.update(_fill_in_bulk(fills, now, slow, details))
     survivors: dict[int, EndUser] = {}
     for ids in slow:
         try:
@@ -405,8 +414,15 @@ def resolve_users(
             conflicts[ids] = str(exc)
             continue
         resolved[ids] = resolution.user
+        details[ids] = resolution
         survivors.update(dict.fromkeys(resolution.merged_ids, resolution.user))
-    return {ids: _follow(user, survivors) for ids, user in resolved.items()}
+    result = {ids: _follow(user, survivors) for ids, user in resolved.items()}
+    if resolutions is not None:
+        for ids, user in result.items():
+            found = details.get(ids) or Resolution(user)
+            resolutions[ids] = Resolution(user, found.created, list(found.merged_ids),
+                                          list(found.changed_fields))
+    return result
 
 
 def _follow(user: EndUser, survivors: dict[int, EndUser]) -> EndUser:
@@ -456,23 +472,31 @@ def _simple_fill(user: EndUser, ids: Identifiers, by_pair, claimed) -> bool:
     return not (ids.external_id and user.external_id and ids.external_id != user.external_id)
 
 
-def _fill_in_bulk(fills: list[tuple[Identifiers, EndUser]], now, slow: list[Identifiers]) -> dict:
-    """Apply simple identifier fill-ins with one UPDATE and one alias INSERT; on a race, `slow`."""
+def _fill_in_bulk(fills: list[tuple[Identifiers, EndUser]], now, slow: list[Identifiers],
+                  details: dict) -> dict:
+    """Apply simple identifier fill-ins with one UPDATE and one alias INSERT; on a race, `slow`.
+
+    The same rules as `_fill_identifiers`; `details` gets each identity's filled fields."""
     if not fills:
         return {}
     changed: dict[int, EndUser] = {}
     aliases: list[UserAlias] = []
+    filled: dict[Identifiers, list[str]] = {}
     for ids, user in fills:
+        fields = filled.setdefault(ids, [])
         if ids.external_id and not user.external_id:
             user.external_id = ids.external_id
+            fields.append("external_id")
         if ids.email and user.email != ids.email:
             user.email = ids.email
+            fields.append("email")
         if ids.anonymous_id and user.anonymous_id != ids.anonymous_id:
             if user.anonymous_id:
                 aliases.append(UserAlias(kind="anonymous_id", value=ids.anonymous_id, user=user,
                                          created_at=now))
             else:
                 user.anonymous_id = ids.anonymous_id
+                fields.append("anonymous_id")
         changed[user.pk] = user
     try:
         with transaction.atomic():
@@ -483,6 +507,7 @@ def _fill_in_bulk(fills: list[tuple[Identifiers, EndUser]], now, slow: list[Iden
             user.refresh_from_db()
         slow.extend(ids for ids, _ in fills)
         return {}
+    details.update({ids: Resolution(user, changed_fields=filled[ids]) for ids, user in fills})
     return {ids: user for ids, user in fills}
 
 

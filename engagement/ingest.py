@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from . import idempotency
 from .bulk import insert_returning
@@ -183,6 +183,7 @@ def _rows(items: Sequence[SignalInput], users, *, source: str, now: datetime) ->
                 "idempotency_key": item.idempotency_key,
                 "request_hash": item.request_hash if item.idempotency_key else None,
                 "source": source,
+                "actor": None,  # a client signal's sender is its user
                 # History informs, it does not act (DESIGN.md §1).
                 "realtime": source != Source.IMPORT and item.occurred_at >= horizon,
                 "failed_at": None,
@@ -203,36 +204,95 @@ def write_signal_rows(rows: list[dict], returning: tuple[str, ...] = ("id",)) ->
     return written
 
 
-def record_system_signal(
-    user: EndUser,
-    name: str,
-    *,
-    now: datetime,
-    properties: dict | None = None,
-    tenant_id: int | None = None,
-    idempotency_key: str | None = None,
-    request_hash: str | None = None,
-    occurred_at: datetime | None = None,
-    realtime: bool = True,
-) -> None:
-    """Append a `source=system` signal (`$identify`, `$group`, `$alias`, …) in the caller's
-    transaction, so every rule that watches users sees the change through one door.
+PRIMARY_TENANT = object()  # `SystemSignal.tenant_id`: the user's primary tenant, read at write time
 
+
+@dataclass
+class SystemSignal:
+    """One of Pulse's own signals (`$identify`, `$group`, `$alias`, …) and who caused it.
+
+    `actor` is `staff:<username>`, `api_key:<name>`, `job:<kind>` or `user_token`.
     `idempotency_key` is the client's (a Segment call's `seg:<messageId>`) or one of
-    Pulse's own namespaces (idempotency.py); `request_hash` tells a replay from a reuse."""
-    if tenant_id is None:
-        tenant_id = EndUser.objects.filter(pk=user.pk).values_list("primary_tenant_id", flat=True)[0]
-    signal = Signal.objects.create(
-        user=user,
-        tenant_id=tenant_id,
-        name=name,
-        properties=properties or {},
-        occurred_at=occurred_at or now,
-        received_at=now,
-        source=Signal.Source.SYSTEM,
-        idempotency_key=idempotency_key,
-        request_hash=request_hash if idempotency_key else None,
-        realtime=realtime,
-    )
-    enqueue([signal.pk])
-    wake_drain_on_commit()
+    Pulse's own namespaces (idempotency.py); `request_hash` tells a replay from a reuse.
+    """
+
+    user_id: int
+    name: str
+    actor: str
+    properties: dict = field(default_factory=dict)
+    tenant_id: int | None | object = PRIMARY_TENANT
+    occurred_at: datetime | None = None
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+    realtime: bool = True
+
+
+def system_signal_row(signal: SystemSignal, *, now: datetime) -> dict:
+    """The log row of a system signal: the one builder every writer of system signals uses."""
+    if not signal.actor:
+        raise ValueError("a system signal needs its actor")
+    return {
+        "user_id": signal.user_id,
+        "tenant_id": signal.tenant_id,
+        "name": signal.name,
+        "feature": None,
+        "item": None,
+        "interaction": None,
+        "properties": signal.properties or {},
+        "context": {},
+        "occurred_at": signal.occurred_at or now,
+        "received_at": now,
+        "idempotency_key": signal.idempotency_key,
+        "request_hash": signal.request_hash if signal.idempotency_key else None,
+        "source": Source.SYSTEM,
+        "actor": signal.actor,
+        "realtime": signal.realtime,
+        "failed_at": None,
+        "error": "",
+    }
+
+
+# Users whose primary tenant is read per query (SQLite binds at most 32,766 variables).
+PRIMARY_LOOKUP_CHUNK = 10_000
+
+
+def record_system_signals(signals: Sequence[SystemSignal], *, now: datetime) -> list[dict]:
+    """Append many system signals in the caller's transaction: one INSERT per
+    `bulk.insert_returning` chunk (thousands of rows), one queue insert, one wake-up.
+
+    Every rule that watches users sees the change through this one door. A row
+    whose idempotency key is already stored is skipped; the rows written are
+    returned with their `id` and `idempotency_key`.
+    """
+    if not signals:
+        return []
+    _fill_primary_tenants(signals)
+    rows = [system_signal_row(signal, now=now) for signal in signals]
+    return write_signal_rows(rows, returning=("idempotency_key",))
+
+
+def _fill_primary_tenants(signals: Sequence[SystemSignal]) -> None:
+    wanted = sorted({s.user_id for s in signals if s.tenant_id is PRIMARY_TENANT})
+    primary: dict[int, int | None] = {}
+    for start in range(0, len(wanted), PRIMARY_LOOKUP_CHUNK):
+        chunk = wanted[start : start + PRIMARY_LOOKUP_CHUNK]
+        primary.update(EndUser.objects.filter(pk__in=chunk).values_list("pk", "primary_tenant_id"))
+    for signal in signals:
+        if signal.tenant_id is PRIMARY_TENANT:
+            signal.tenant_id = primary.get(signal.user_id)
+
+
+def record_system_signal(user: EndUser, name: str, *, now: datetime, actor: str, **fields) -> None:
+    """One system signal for `user`: `record_system_signals` with one row (`fields` are
+    SystemSignal's: properties, tenant_id, occurred_at, idempotency_key, request_hash, realtime).
+
+    Raises `KeyAlreadyStored` (an IntegrityError) when its idempotency key is already stored,
+    so the caller's savepoint rolls the whole call back and it can judge the replay."""
+    signal = SystemSignal(user.pk, name, actor, **fields)
+    written = record_system_signals([signal], now=now)
+    if not written:
+        raise KeyAlreadyStored(signal.idempotency_key)
+
+
+class KeyAlreadyStored(IntegrityError):
+    """A single user-changing call whose system signal's idempotency key is already stored."""

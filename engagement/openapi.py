@@ -6,6 +6,9 @@ operation names the API-key scope it needs.
 
 import re
 
+from django.conf import settings
+
+from . import schemas
 from .registry import entries
 
 ERROR = {"$ref": "#/components/schemas/Error"}
@@ -41,60 +44,14 @@ USER_REF = {
     "or ext:<id>, anon:<id>, email:<address>, or b64:<base64url of one of those> for an "
     "identifier holding a '/'. Percent-encode it once; nothing is trimmed.",
 }
-IDENTIFIERS = {
-    "id": {"type": "string", "minLength": 1, "maxLength": 255},
-    "anonymous_id": {"type": "string", "minLength": 1, "maxLength": 255},
-    "email": {"type": "string", "format": "email", "maxLength": 320},
-}
-SIGNAL = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["user", "name"],
-    "properties": {
-        "user": {"type": "object", "additionalProperties": False, "minProperties": 1,
-                 "properties": IDENTIFIERS, "description": "at least one identifier"},
-        "name": {"type": "string", "minLength": 1, "maxLength": 200,
-                 "description": "names starting with $ are Pulse's own: rejected with code reserved_name"},
-        "occurred_at": {"type": "string", "format": "date-time"},
-        "properties": {"type": "object"},
-        "tenant": {"type": "string", "minLength": 1, "maxLength": 200},
-        "feature": {"type": "string", "minLength": 1, "maxLength": 200},
-        "idempotency_key": {
-            "type": "string", "minLength": 1, "maxLength": 255,
-            "description": "the same key with the same content is a duplicate that stores nothing; "
-            "with different content the item is rejected with code idempotency_conflict. Native "
-            "keys never collide with Segment messageIds"},
-        "item": {"type": "string", "minLength": 1, "maxLength": 255},
-        "interaction": {"type": "string", "minLength": 1, "maxLength": 100},
-        "context": {"type": "object"},
-    },
-}
-TOKEN_REQUEST = {
-    "type": "object", "additionalProperties": False,
-    "properties": {"ttl_seconds": {"type": "integer", "minimum": 60, "maximum": 86400}},
-}
-IDENTIFY = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {
-        **IDENTIFIERS,
-        "properties": {"type": "object", "description": "shallow patch; null deletes a key"},
-        "timezone": {"type": "string"},
-        "locale": {"type": "string"},
-        "reengagement_opt_out": {"type": "boolean"},
-        "tenants": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["key"],
-                "properties": {
-                    "key": {"type": "string"}, "name": {"type": "string"},
-                    "joined_at": {"type": "string", "format": "date-time"},
-                    "role": {"type": "string"},
-                },
-            },
-        },
-    },
+# Request bodies: generated from the shapes the views validate with (schemas.py).
+IDENTIFY = {"$ref": "#/components/schemas/Identify"}
+SIGNAL = {"$ref": "#/components/schemas/Signal"}
+TOKEN_REQUEST = {"$ref": "#/components/schemas/TokenRequest"}
+SIGNAL_BATCH = {
+    "type": "object", "additionalProperties": False, "required": ["signals"],
+    "properties": {"signals": {"type": "array", "minItems": 1, "maxItems": settings.PULSE_MAX_BATCH,
+                               "items": SIGNAL}},
 }
 
 FRAGMENT = {
@@ -124,13 +81,11 @@ FRAGMENT = {
                         responses={"404": {"description": "no such user"}}),
         },
         "/api/v1/signals": {
-            "post": _op("Ingest one signal or {signals: [...]} of up to 1000. The answer is "
+            "post": _op(f"Ingest one signal or {{signals: [...]}} of up to {settings.PULSE_MAX_BATCH}. "
+                        "The answer is "
                         "{accepted, duplicates, rejected: [{index, errors: [{field, message, code?}]}]}; "
                         "codes: idempotency_conflict, reserved_name, identity_conflict", "ingest",
-                        status="202", body={"oneOf": [SIGNAL, {
-                            "type": "object", "required": ["signals"],
-                            "properties": {"signals": {"type": "array", "maxItems": 1000,
-                                                       "items": SIGNAL}}}]}),
+                        status="202", body={"oneOf": [SIGNAL, SIGNAL_BATCH]}),
         },
         "/api/v1/openapi.json": {"get": _op("This document", None)},
         "/": {"get": {**_op("A small HTML page: Pulse is running, its version, links to the admin, "
@@ -142,6 +97,7 @@ FRAGMENT = {
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         "schemas": {
+            **schemas.components(),
             "Error": {
                 "type": "object",
                 "properties": {"error": {"type": "object", "properties": {

@@ -1,41 +1,29 @@
-"""Identify, group and alias: the user-changing calls shared by the native and Segment APIs.
+"""Identify, group and alias one user: the calls of the native and Segment APIs and the admin.
 
-Each one resolves identity through `identity.resolve_user` and appends its
-system signal (`$identify`, `$group`, `$alias`) in the same transaction;
-`realtime=False` marks that signal as history (seeding, backfills), which
-updates derived state but never acts.
+`identify` and `group` are a batch of one of `user_changes.apply_user_changes`,
+the set-based implementation imports use too, so a call and an imported line
+follow the same rules and write the same `$identify` / `$group` signal.
+`alias` merges per call. Each appends its system signal, carrying the
+`actor` that made the change, in the same transaction.
 """
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import transaction
 
-from .identity import (
-    Identifiers,
-    IdentityConflict,
-    Resolution,
-    apply_properties_patch,
-    merge_users,
-    resolve_user,
-)
-from .ingest import record_system_signal
+from .identity import Identifiers, IdentityConflict, Resolution, merge_users, resolve_user
+from .ingest import KeyAlreadyStored, record_system_signal
 from .models import EndUser, Tenant
-from .tenancy import ensure_tenants, join_tenant
+from .user_changes import GROUP, TenantLink, UserChange, apply_user_changes
 
-
-@dataclass(frozen=True)
-class TenantLink:
-    key: str
-    name: str | None = None
-    joined_at: datetime | None = None
-    role: str | None = None
+__all__ = ["TenantLink", "alias", "group", "identify"]
 
 
 def identify(
     ids: Identifiers,
     *,
     now: datetime,
+    actor: str,
     properties: dict | None = None,
     timezone: str | None = None,
     locale: str | None = None,
@@ -47,34 +35,15 @@ def identify(
 ) -> Resolution:
     """Resolve and update the user; `idempotency_key` (with the `request_hash` of what was
     sent) goes on the `$identify` signal, so replaying a call with the same key raises
-    IntegrityError and rolls back whole."""
-    with transaction.atomic():
-        resolution = resolve_user(
-            ids, now=now, properties=properties, timezone=timezone, locale=locale
-        )
-        user = resolution.user
-        if reengagement_opt_out is not None and user.reengagement_opt_out != reengagement_opt_out:
-            user.reengagement_opt_out = reengagement_opt_out
-            user.save(update_fields=["reengagement_opt_out"])
-            resolution.changed_fields.append("reengagement_opt_out")
-        for link in tenants:
-            tenant = _tenant(link.key, link.name, None, now)
-            join_tenant(user, tenant, joined_at=link.joined_at or now, role=link.role)
-        user.refresh_from_db()
-        record_system_signal(
-            user,
-            "$identify",
-            now=now, realtime=realtime,
-            properties={
-                "created": resolution.created,
-                "changed": resolution.changed_fields,
-                "merged_user_ids": resolution.merged_ids,
-                "properties": properties or {},
-            },
-            idempotency_key=idempotency_key,
-            request_hash=request_hash,
-        )
-        return resolution
+    IntegrityError (`KeyAlreadyStored`) and rolls back whole."""
+    change = UserChange(
+        ids, key=idempotency_key, request_hash=request_hash, properties=properties,
+        timezone=timezone, locale=locale, reengagement_opt_out=reengagement_opt_out,
+        tenants=tuple(tenants),
+    )
+    _apply_one(change, now=now, actor=actor, realtime=realtime)
+    change.user.refresh_from_db()
+    return Resolution(change.user, change.created, change.merged_ids, change.changed)
 
 
 def group(
@@ -82,6 +51,7 @@ def group(
     tenant_key: str,
     *,
     now: datetime,
+    actor: str,
     name: str | None = None,
     traits: dict | None = None,
     realtime: bool = True,
@@ -91,16 +61,20 @@ def group(
     request_hash: str | None = None,
 ) -> tuple[EndUser, Tenant]:
     """Put the user in the tenant (created on first use), patching the tenant's traits."""
+    link = TenantLink(tenant_key, name=name, joined_at=joined_at, role=role)
+    change = UserChange(
+        ids, key=idempotency_key, request_hash=request_hash, signal_name=GROUP, tenants=(link,),
+        tenant_traits=traits,
+    )
+    _apply_one(change, now=now, actor=actor, realtime=realtime)
+    return change.user, Tenant.objects.get(key=tenant_key)
+
+
+def _apply_one(change: UserChange, *, now: datetime, actor: str, realtime: bool = True) -> None:
     with transaction.atomic():
-        user = resolve_user(ids, now=now).user
-        tenant = _tenant(tenant_key, name, traits, now)
-        join_tenant(user, tenant, joined_at=joined_at or now, role=role)
-        record_system_signal(
-            user, "$group", now=now, tenant_id=tenant.pk, realtime=realtime,
-            properties={"tenant": tenant.key, "traits": traits or {}},
-            idempotency_key=idempotency_key, request_hash=request_hash,
-        )
-        return user, tenant
+        apply_user_changes([change], now=now, actor=actor, realtime=realtime)
+        if not change.written:
+            raise KeyAlreadyStored(change.key)
 
 
 def alias(
@@ -108,6 +82,7 @@ def alias(
     user_id: str,
     *,
     now: datetime,
+    actor: str,
     idempotency_key: str | None = None,
     request_hash: str | None = None,
     occurred_at: datetime | None = None,
@@ -134,25 +109,9 @@ def alias(
             target.anonymous_id = previous_id
             target.save(update_fields=["anonymous_id"])
         record_system_signal(
-            target, "$alias", now=now,
+            target, "$alias", now=now, actor=actor,
             properties={"previous_id": previous_id, "merged_user_ids": merged},
             idempotency_key=idempotency_key, request_hash=request_hash, occurred_at=occurred_at,
             realtime=realtime,
         )
         return target
-
-
-def _tenant(key: str, name: str | None, traits: dict | None, now: datetime) -> Tenant:
-    tenant = ensure_tenants([key], now=now)[key]
-    changed = []
-    if name and tenant.name != name:
-        tenant.name = name
-        changed.append("name")
-    if traits:
-        merged = apply_properties_patch(tenant.traits, traits)
-        if merged != tenant.traits:
-            tenant.traits = merged
-            changed.append("traits")
-    if changed:
-        tenant.save(update_fields=changed)
-    return tenant

@@ -9,6 +9,8 @@ them. Segment's conventions win over Pulse's native ones:
 - bodies are JSON sent as `application/json` or `text/plain` (sendBeacon),
   optionally gzip-encoded; the 1 MiB limit applies after decompression;
 - unknown fields are accepted and ignored (`context` is kept on the signal);
+  ids, event names, group ids and names, emails, time zones and locales keep
+  the limits of the native request shapes (`schemas`);
 - `messageId` is the idempotency key, stored in the Segment namespace
   (`seg:<messageId>`, apart from native keys' `api:`) with the message's
   `content_hash`. A replay (same content; `sentAt`, `timestamp` and other
@@ -54,7 +56,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 
-from . import idempotency, people
+from . import idempotency, people, schemas
 from . import validation as v
 from .api import ApiError, decode_json_object
 from .http_body import decoded_body
@@ -71,11 +73,6 @@ TYPES = (*SIGNAL_TYPES, *PEOPLE_TYPES)
 BATCH = "batch"
 
 CONTENT_TYPES = ("application/json", "text/plain", "")
-MAX_ID_LENGTH = 255
-MAX_EVENT_LENGTH = 200
-MAX_TENANT_KEY_LENGTH = 200
-MAX_TENANT_NAME_LENGTH = 300
-MAX_LOCALE_LENGTH = 35
 KEY_PREFIX = idempotency.SEGMENT_PREFIX
 
 # What a message's content hash covers: what Pulse reads from it, as sent. Left out is
@@ -210,7 +207,7 @@ def parse_message(
 
     ids = Identifiers(user_id, anonymous_id, _email(context_traits))
     if kind == "group":
-        group_id = _identifier(raw, "groupId", max_length=MAX_TENANT_KEY_LENGTH)
+        group_id = _identifier(raw, "groupId", max_length=schemas.TENANT_KEY_MAX)
         if not group_id:
             raise Invalid("a group call needs groupId")
         traits = _object(raw, "traits")
@@ -218,7 +215,7 @@ def parse_message(
         name = name.strip() if isinstance(name, str) else None
         return PeopleCall(
             "group", ids, occurred_at, key, traits=traits, group_id=group_id,
-            group_name=name[:MAX_TENANT_NAME_LENGTH] if name else None, request_hash=content,
+            group_name=name[:schemas.TENANT_NAME_MAX] if name else None, request_hash=content,
         )
 
     properties = _object(raw, "properties")
@@ -226,8 +223,8 @@ def parse_message(
         name = raw.get("event")
         if not isinstance(name, str) or not name.strip():
             raise Invalid("a track call needs an event name")
-        if len(name) > MAX_EVENT_LENGTH:
-            raise Invalid(f"event must be at most {MAX_EVENT_LENGTH} characters")
+        if len(name) > schemas.SIGNAL_NAME_MAX:
+            raise Invalid(f"event must be at most {schemas.SIGNAL_NAME_MAX} characters")
         _check_text(name, "event")
         if is_reserved(name):
             raise Invalid(f"event: {RESERVED_MESSAGE}", RESERVED_CODE)
@@ -243,7 +240,7 @@ def parse_message(
         occurred_at=occurred_at,
         properties=properties,
         context=context,
-        tenant_key=_identifier(context, "groupId", max_length=MAX_TENANT_KEY_LENGTH, where="context"),
+        tenant_key=_identifier(context, "groupId", max_length=schemas.TENANT_KEY_MAX, where="context"),
         idempotency_key=key,
         request_hash=content,
     )
@@ -273,7 +270,7 @@ def content_hash(kind: str, raw: dict, context: dict) -> str:
     return idempotency.digest(content)
 
 
-def _identifier(raw: dict, name: str, *, max_length: int = MAX_ID_LENGTH, where: str = "") -> str | None:
+def _identifier(raw: dict, name: str, *, max_length: int = schemas.ID_MAX, where: str = "") -> str | None:
     """An id field: strings as they are, numbers as strings (SDKs send both); empty is absent."""
     value = raw.get(name)
     label = f"{where}.{name}" if where else name
@@ -303,21 +300,21 @@ def _object(raw: dict, name: str) -> dict:
 def _email(traits: dict) -> str | None:
     """traits.email as an identifier when it is an address; anything else stays a mere trait."""
     try:
-        return v.email(traits.get("email"), "email")
+        return schemas.check_email(traits.get("email"), "email")
     except v.Invalid:
         return None
 
 
 def _time_zone(value) -> str | None:
     try:
-        return v.time_zone(value, "context.timezone")
+        return schemas.check_time_zone(value, "context.timezone")
     except v.Invalid:
         return None
 
 
 def _locale(value) -> str | None:
     try:
-        return v.string(MAX_LOCALE_LENGTH)(value, "context.locale")
+        return schemas.check_locale(value, "context.locale")
     except v.Invalid:
         return None
 
@@ -390,8 +387,10 @@ def _check_text(value: str, where: str) -> None:
 # --- storing -------------------------------------------------------------------
 
 
-def receive(kind: str, payload: dict, *, now: datetime) -> dict:
+def receive(kind: str, payload: dict, *, now: datetime, actor: str) -> dict:
     """Store one call (`kind` is a message type) or a batch; return the 200 body.
+
+    `actor` (`api_key:<name>`) goes on the system signals of identify, group and alias.
 
     Raises ApiError(400) when a single call is invalid or when no message of a
     batch could be stored; a batch otherwise succeeds and lists what it dropped.
@@ -422,7 +421,7 @@ def receive(kind: str, payload: dict, *, now: datetime) -> dict:
             continue
         (signals if isinstance(message, SignalInput) else calls).append((index, message))
 
-    store(signals, calls, now=now, outcome=outcome)
+    store(signals, calls, now=now, actor=actor, outcome=outcome)
 
     if outcome.dropped:
         codes = Counter(d["code"] for d in outcome.dropped)
@@ -445,6 +444,7 @@ def store(
     calls: list[tuple[int, PeopleCall]],
     *,
     now: datetime,
+    actor: str,
     outcome: Outcome,
 ) -> None:
     """Identify/group/alias in order, then every signal in one bulk ingest; one transaction.
@@ -465,7 +465,7 @@ def store(
                 outcome.drop(index, CONFLICT_MESSAGE, idempotency.CONFLICT_CODE)
                 continue
             try:
-                stored = run_people_call(call, now=now)
+                stored = run_people_call(call, now=now, actor=actor)
             except (IdentityConflict, idempotency.IdempotencyConflict) as exc:
                 outcome.drop(index, str(exc), exc.code)
                 continue
@@ -502,7 +502,7 @@ def _reason(error: dict) -> str:
     return error["message"]
 
 
-def run_people_call(call: PeopleCall, *, now: datetime) -> bool:
+def run_people_call(call: PeopleCall, *, now: datetime, actor: str) -> bool:
     """Apply an identify, group or alias whose messageId `store` found new; False when a
     concurrent request stored the same message meanwhile.
 
@@ -513,7 +513,7 @@ def run_people_call(call: PeopleCall, *, now: datetime) -> bool:
     """
     try:
         with transaction.atomic():
-            _apply(call, now=now)
+            _apply(call, now=now, actor=actor)
     except IntegrityError:
         key = call.idempotency_key
         stored = idempotency.stored_hashes([key]) if key else {}
@@ -525,22 +525,22 @@ def run_people_call(call: PeopleCall, *, now: datetime) -> bool:
     return True
 
 
-def _apply(call: PeopleCall, *, now: datetime) -> tuple[int | None, str]:
+def _apply(call: PeopleCall, *, now: datetime, actor: str) -> tuple[int | None, str]:
     key, content = call.idempotency_key, call.request_hash
     if call.type == "identify":
         resolution = people.identify(
-            call.ids, now=now, properties=call.traits or None,
+            call.ids, now=now, actor=actor, properties=call.traits or None,
             timezone=call.timezone, locale=call.locale, idempotency_key=key, request_hash=content,
         )
         return resolution.user.pk, "$identify"
     if call.type == "group":
         user, _ = people.group(
-            call.ids, call.group_id, now=now, name=call.group_name, traits=call.traits or None,
+            call.ids, call.group_id, now=now, actor=actor, name=call.group_name, traits=call.traits or None,
             joined_at=min(call.occurred_at, now), idempotency_key=key, request_hash=content,
         )
         return user.pk, "$group"
     if call.previous_id == call.user_id:
         return None, "$alias"  # aliasing an id to itself changes nothing
     return people.alias(
-        call.previous_id, call.user_id, now=now, idempotency_key=key, request_hash=content,
+        call.previous_id, call.user_id, now=now, actor=actor, idempotency_key=key, request_hash=content,
     ).pk, "$alias"

@@ -1,4 +1,11 @@
-"""OpenAPI fragment of the Segment-compatible API (`/v1/*`); see engagement/segment.py."""
+"""OpenAPI fragment of the Segment-compatible API (`/v1/*`); see engagement/segment.py.
+
+Its limits are the native shapes' (schemas.py), which the translation applies.
+"""
+
+from django.conf import settings
+
+from . import schemas
 
 SCOPE = "ingest"
 SECURITY = [{"segmentWriteKey": []}]
@@ -6,7 +13,8 @@ SECURITY = [{"segmentWriteKey": []}]
 RESULT = {"$ref": "#/components/schemas/SegmentResult"}
 FAILURE = {"$ref": "#/components/schemas/SegmentError"}
 
-ID = {"type": ["string", "number"], "description": "numbers are taken as their string form"}
+ID = {"type": ["string", "number"], "maxLength": schemas.ID_MAX,
+      "description": "numbers are taken as their string form"}
 TIME = {"type": "string", "format": "date-time"}
 COMMON = {
     "type": {"type": "string"},
@@ -60,7 +68,7 @@ PAGE_PROPERTIES = {
 MESSAGES = {
     "track": _message(
         "A signal named `event`, with `properties`.",
-        {"event": {"type": "string", "maxLength": 200,
+        {"event": {"type": "string", "maxLength": schemas.SIGNAL_NAME_MAX,
                    "description": "not starting with `$` (Pulse's own names)"},
          "properties": {"type": "object"}},
         required=["event"],
@@ -73,7 +81,7 @@ MESSAGES = {
     "group": _message(
         "Put the user in the tenant `groupId` (created on first use); traits.name names it and "
         "`traits` patch its traits. Appends `$group`.",
-        {"groupId": {**ID, "maxLength": 200}, "traits": {"type": "object"}},
+        {"groupId": {**ID, "maxLength": schemas.TENANT_KEY_MAX}, "traits": {"type": "object"}},
         required=["groupId"],
     ),
     "page": _message("A `$page` signal.", PAGE_PROPERTIES),
@@ -93,7 +101,7 @@ BATCH = {
     "properties": {
         "batch": {
             "type": "array",
-            "maxItems": 1000,
+            "maxItems": settings.PULSE_MAX_BATCH,
             "items": {
                 "oneOf": [
                     {"allOf": [{"$ref": f"#/components/schemas/Segment{kind.title()}"},
@@ -147,8 +155,8 @@ def _op(summary: str, schema: dict, *, batch: bool = False) -> dict:
         "401": _failure("missing or unknown write key"),
         "403": _failure("the key lacks the ingest scope"),
         "405": _failure("not POST"),
-        "413": _failure("the body exceeds 1 MiB once decompressed"
-                        + (", or the batch holds more than 1000 messages" if batch else "")),
+        "413": _failure("the body exceeds 1 MiB once decompressed" + (
+            f", or the batch holds more than {settings.PULSE_MAX_BATCH} messages" if batch else "")),
         "415": _failure("neither application/json nor text/plain, or a content encoding other "
                         "than gzip"),
         "429": _failure(

@@ -43,22 +43,3 @@ def ensure_memberships(pairs: Iterable[tuple[int, int, datetime]]) -> int:
     if added:
         refresh_primary_tenants({row["user_id"] for row in added})
     return len(added)
-
-
-def join_tenant(user, tenant, *, joined_at: datetime, role: str | None = None) -> Membership:
-    """Create or update one membership (identify and group calls)."""
-    membership, created = Membership.objects.get_or_create(
-        user=user, tenant=tenant, defaults={"joined_at": joined_at, "role": role or ""}
-    )
-    if not created:
-        changed = []
-        if role is not None and membership.role != role:
-            membership.role = role
-            changed.append("role")
-        if joined_at < membership.joined_at:
-            membership.joined_at = joined_at
-            changed.append("joined_at")
-        if changed:
-            membership.save(update_fields=changed)
-    refresh_primary_tenants([user.pk])
-    return membership

@@ -130,7 +130,7 @@ _fail = fail
 # --- checks ---------------------------------------------------------------
 
 
-def string(max_length: int = 255, min_length: int = 1) -> Callable:
+def string(max_length: int, min_length: int = 1) -> Callable:
     def check(value, where):
         if not isinstance(value, str):
             _fail(where, f"must be a string, not {_type_name(value)}")
@@ -145,12 +145,17 @@ def string(max_length: int = 255, min_length: int = 1) -> Callable:
     return check
 
 
-def email(value, where):
-    value = string(320)(value, where).strip()
-    local, _, domain = value.partition("@")
-    if not local or "." not in domain or any(c.isspace() for c in value):
-        _fail(where, "must be an email address")
-    return value.lower()
+def email_address(max_length: int) -> Callable:
+    """An email address of at most `max_length` characters, lowercased (the limit: `schemas`)."""
+
+    def check(value, where):
+        value = string(max_length)(value, where).strip()
+        local, _, domain = value.partition("@")
+        if not local or "." not in domain or any(c.isspace() for c in value):
+            _fail(where, "must be an email address")
+        return value.lower()
+
+    return check
 
 
 def boolean(value, where):
@@ -191,13 +196,18 @@ def timestamp(value, where) -> datetime:
         _fail(where, "is out of range")
 
 
-def time_zone(value, where) -> str:
-    value = string(64)(value, where)
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        _fail(where, "must be an IANA time zone such as Europe/Paris")
-    return value
+def time_zone_name(max_length: int) -> Callable:
+    """An IANA time zone name (the limit: `schemas`)."""
+
+    def check(value, where) -> str:
+        value = string(max_length)(value, where)
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            _fail(where, "must be an IANA time zone such as Europe/Paris")
+        return value
+
+    return check
 
 
 def nested(spec: dict[str, Field]) -> Callable:

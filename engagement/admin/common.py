@@ -152,3 +152,8 @@ def _bounds(queryset, name: str, is_datetime: bool):
             timezone.localtime(v) if v is not None and timezone.is_aware(v) else v for v in (first, last)
         )
     return first, last
+
+
+def staff_actor(request) -> str:
+    """The actor recorded on what a staff member changes (DESIGN.md §4)."""
+    return f"staff:{request.user.get_username()}"

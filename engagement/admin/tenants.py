@@ -1,16 +1,20 @@
 """Tenants: created on first use by identify/group calls, so never added or deleted here.
 
-Staff may fix a tenant's display name and traits. The member count is shown
-on the change page only (one indexed COUNT), never per row of the list.
+Staff may fix a tenant's display name and traits, through
+`tenant_changes.update_tenant`, which records a `$group` signal per member
+with `staff:<username>` as the actor. The member count is shown on the
+change page only (one indexed COUNT), never per row of the list.
 """
 
 from django import forms
 from django.contrib import admin
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from ..models import Membership, Tenant
-from .common import LargeTableAdmin
+from ..tenant_changes import update_tenant
+from .common import LargeTableAdmin, staff_actor
 
 
 class TenantForm(forms.ModelForm):
@@ -44,6 +48,16 @@ class TenantAdmin(LargeTableAdmin):
         count = Membership.objects.filter(tenant=obj).count()
         url = reverse("admin:engagement_enduser_changelist") + f"?tenant={obj.pk}"
         return format_html('<a href="{}">{} user{}</a>', url, count, "" if count == 1 else "s")
+
+    def save_model(self, request, obj, form, change):
+        """Through the domain function, which records the change; never a bare save."""
+        update_tenant(
+            Tenant.objects.get(pk=obj.pk),
+            name=form.cleaned_data["name"],
+            traits=form.cleaned_data["traits"],
+            actor=staff_actor(request),
+            now=timezone.now(),
+        )
 
     def has_add_permission(self, request):
         return False

@@ -19,7 +19,7 @@ from ..admin_panels import render_panels
 from ..identity import KINDS, identifiers_of, normalize_email, properties_patch_between
 from ..models import EndUser, Membership, Tenant, UserAlias
 from ..people import group, identify
-from .common import LargeTableAdmin, NoWrites
+from .common import LargeTableAdmin, NoWrites, staff_actor
 
 EDITABLE = ("properties", "timezone", "locale", "reengagement_opt_out")
 
@@ -256,7 +256,7 @@ class EndUserAdmin(LargeTableAdmin):
             if name in changed:
                 kwargs[name] = form.cleaned_data[name]
         if kwargs:
-            identify(identifiers_of(current), now=timezone.now(), **kwargs)
+            identify(identifiers_of(current), now=timezone.now(), actor=staff_actor(request), **kwargs)
 
     def save_formset(self, request, form, formset, change):
         if formset.model is not Membership:
@@ -272,6 +272,7 @@ class EndUserAdmin(LargeTableAdmin):
                 identifiers_of(user),
                 tenant.key,
                 now=timezone.now(),
+                actor=staff_actor(request),
                 role=data.get("role", ""),
                 joined_at=data.get("joined_at") or None,
             )

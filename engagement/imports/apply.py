@@ -18,13 +18,15 @@ from .. import idempotency
 from ..identity import IdentityConflict
 from ..ingest import SignalInput, Source, ingest_signals
 from ..people import alias
+from ..user_changes import UserChange, apply_user_changes
 from .formats import AliasChange, Item, hash_of, key_of
 from .reader import RawRecord
-from .users import UserChange, apply_user_changes
 
 # Errors that belong to one line's data; anything else (a lost connection, a bug,
 # a crash) propagates and leaves the chunk uncommitted, to be resumed.
 LINE_ERRORS = (IdentityConflict, DataError)
+# Who the system signals of imported lines name as their cause.
+ACTOR = "job:import"
 # Distinct identifiers resolved per `resolve_users` call, to keep its IN lists bounded.
 PAIR_BUDGET = 3000
 
@@ -60,7 +62,7 @@ def apply_items(pairs: Sequence[Pair], *, now: datetime) -> ChunkOutcome:
     signals = [p for p in fresh if isinstance(p[1], SignalInput)]
     aliases = [p for p in fresh if isinstance(p[1], AliasChange)]
     for part in by_identifiers(changes):
-        outcome.add(isolated(part, lambda items: (len(apply_user_changes(items, now=now)), [])))
+        outcome.add(isolated(part, lambda items: (_apply_changes(items, now), [])))
     for part in by_identifiers(signals):
         outcome.add(isolated(part, lambda items: _ingest(items, now)))
     for pair in aliases:
@@ -106,6 +108,11 @@ def isolated(pairs: Sequence[Pair], apply: Callable) -> ChunkOutcome:
     )
 
 
+def _apply_changes(items: list[UserChange], now: datetime) -> int:
+    """Imported identify/group calls are history: not real-time."""
+    return apply_user_changes(items, now=now, actor=ACTOR, realtime=False)
+
+
 def _ingest(items: list[SignalInput], now: datetime) -> tuple[int, list]:
     result = ingest_signals(items, source=Source.IMPORT, now=now)
     return result.accepted, [(entry["index"], entry["errors"]) for entry in result.rejected]
@@ -123,7 +130,7 @@ def _alias(change: AliasChange, now: datetime) -> tuple[int, list]:
     try:
         with transaction.atomic():
             alias(
-                change.previous_id, change.user_id, now=now, idempotency_key=change.key,
+                change.previous_id, change.user_id, now=now, actor=ACTOR, idempotency_key=change.key,
                 request_hash=change.request_hash, occurred_at=change.occurred_at or now, realtime=False,
             )
     except IntegrityError:

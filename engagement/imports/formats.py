@@ -24,13 +24,10 @@ from django.conf import settings
 
 from .. import segment
 from .. import validation as v
-from ..identity import Identifiers
 from ..ingest import SignalInput
-from ..people import TenantLink
-from ..views.signals import parse_signal
-from ..views.users import IDENTIFY
+from ..native import parse_identify, parse_signal
+from ..user_changes import GROUP, TenantLink, UserChange
 from .reader import content_key
-from .users import UserChange
 
 
 @dataclass
@@ -96,7 +93,7 @@ def parse_segment_line(value: dict, *, now: datetime) -> Item:
     if message.type == "group":
         link = TenantLink(key=message.group_id, name=message.group_name, joined_at=message.occurred_at)
         return UserChange(
-            ids=message.ids, key=key, signal_name="$group", occurred_at=message.occurred_at,
+            ids=message.ids, key=key, signal_name=GROUP, occurred_at=message.occurred_at,
             tenants=(link,), tenant_traits=message.traits or None, request_hash=message.request_hash,
         )
     return UserChange(
@@ -110,20 +107,10 @@ def parse_segment_line(value: dict, *, now: datetime) -> Item:
 
 
 def parse_user_object(value: dict) -> UserChange:
-    """One `POST /api/v1/users` body; raises `validation.Invalid`."""
-    data = v.validate(value, IDENTIFY)
-    ids = Identifiers(data.get("id"), data.get("anonymous_id"), data.get("email"))
-    if not ids:
-        raise v.Invalid([{"field": "id", "message": "give at least one of id, anonymous_id, email"}])
-    return UserChange(
-        ids=ids,
-        key=content_key("import:user:", value),
-        properties=data.get("properties"),
-        timezone=data.get("timezone"),
-        locale=data.get("locale"),
-        reengagement_opt_out=data.get("reengagement_opt_out"),
-        tenants=tuple(TenantLink(**link) for link in data.get("tenants", [])),
-    )
+    """One `POST /api/v1/users` body, parsed as the API parses it; raises `validation.Invalid`."""
+    change = parse_identify(value)
+    change.key = content_key("import:user:", value)
+    return change
 
 
 CSV_COLUMNS = {

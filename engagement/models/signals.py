@@ -76,6 +76,10 @@ class Signal(models.Model):
     # told from a retry; null when the signal has no client key.
     request_hash = models.CharField(max_length=32, null=True, blank=True)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.API)
+    # Who caused a system signal (`staff:<username>`, `api_key:<name>`, `job:<kind>`,
+    # `user_token`); null on client signals, whose sender is the user. A column, not a
+    # properties key: properties hold what changed, and a null costs a client row nothing.
+    actor = models.CharField(max_length=220, null=True, blank=True)
     # False for imports and anything older than PULSE_REALTIME_HORIZON at ingest:
     # such history updates derived state but never fires reactions or messages.
     realtime = models.BooleanField(default=True)

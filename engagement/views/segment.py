@@ -28,7 +28,7 @@ def _endpoint(kind: str):
             payload = segment.read_payload(request)
             if not header_key:
                 authorize(request, SCOPE, segment.body_write_key(payload), challenge=CHALLENGE)
-            return JsonResponse(segment.receive(kind, payload, now=received_at))
+            return JsonResponse(segment.receive(kind, payload, now=received_at, actor=request.actor))
         except ApiError as exc:
             return _error(exc)
 

@@ -2,64 +2,36 @@
 
 from datetime import timedelta
 
-from django.conf import settings
 from django.utils import timezone
 
-from .. import user_tokens
+from .. import schemas, user_tokens
 from .. import validation as v
 from ..api import ApiError, allows, api_view, json_response, parse_json_object, user_for_ref
 from ..erase import erase_user
-from ..identity import Identifiers
-from ..people import TenantLink, identify
+from ..native import parse_identify
+from ..people import identify
 from ..refs import canonical_ref
 from ..user_sections import render_sections
 
-TENANT_LINK = {
-    "key": v.Field(v.string(200), required=True),
-    "name": v.Field(v.string(300), nullable=True),
-    "joined_at": v.Field(v.timestamp, nullable=True),
-    "role": v.Field(v.string(100, min_length=0), nullable=True),
-}
-IDENTIFY = {
-    "id": v.Field(v.string(255)),
-    "anonymous_id": v.Field(v.string(255)),
-    "email": v.Field(v.email),
-    "properties": v.Field(v.json_object()),
-    "timezone": v.Field(v.time_zone),
-    "locale": v.Field(v.string(35)),
-    "reengagement_opt_out": v.Field(v.boolean),
-    "tenants": v.Field(v.list_of(v.nested(TENANT_LINK), max_items=100)),
-}
-
-
-def _ttl_seconds(value, where):
-    if isinstance(value, bool) or not isinstance(value, int):
-        v.fail(where, "must be a whole number of seconds")
-    most = int(settings.PULSE_USER_TOKEN_MAX_TTL.total_seconds())
-    if not 60 <= value <= most:
-        v.fail(where, f"must be between 60 and {most}")
-    return value
-
-
-TOKEN = {"ttl_seconds": v.Field(_ttl_seconds)}
+TOKEN = schemas.spec(schemas.TOKEN_REQUEST)
 
 
 @api_view({"POST": "ingest"})
 def users_collection(request):
     """Identify. An `ingest` key learns only the user's ref: it may ship inside client apps."""
-    data = _validated(parse_json_object(request), IDENTIFY)
-    ids = Identifiers(data.get("id"), data.get("anonymous_id"), data.get("email"))
-    if not ids:
-        raise ApiError(400, "invalid_request", "give at least one of id, anonymous_id, email",
-                       [{"field": "id", "message": "at least one identifier is required"}])
+    try:
+        change = parse_identify(parse_json_object(request))
+    except v.Invalid as exc:
+        raise ApiError(400, "invalid_request", "the body has invalid fields", exc.errors) from None
     resolution = identify(
-        ids,
+        change.ids,
         now=timezone.now(),
-        properties=data.get("properties"),
-        timezone=data.get("timezone"),
-        locale=data.get("locale"),
-        tenants=tuple(TenantLink(**link) for link in data.get("tenants", [])),
-        reengagement_opt_out=data.get("reengagement_opt_out"),
+        actor=request.actor,
+        properties=change.properties,
+        timezone=change.timezone,
+        locale=change.locale,
+        tenants=change.tenants,
+        reengagement_opt_out=change.reengagement_opt_out,
     )
     status = 201 if resolution.created else 200
     body = serialize_user(resolution.user) if allows(request, "read") else {

@@ -18,7 +18,7 @@ from engagement.erase import erase_user
 from engagement.imports import import_signals
 from engagement.ingest import ingest_signals
 from engagement.models import EndUser, Signal
-from engagement.views.signals import parse_signal
+from engagement.native import parse_signal
 from tests.factories import EndUserFactory
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,7 @@ from engagement.identity import (
     resolve_users,
 )
 from engagement.models import EndUser, Membership, Signal, UserAlias
-from engagement.people import identify
+from engagement.people import group
 from tests.factories import EndUserFactory, MembershipFactory, SignalFactory, TenantFactory
 
 pytestmark = pytest.mark.django_db
@@ -177,12 +177,11 @@ def test_identify_joins_tenants_and_the_oldest_membership_is_primary(api, now):
 
 def test_primary_tenant_ties_go_to_the_lowest_membership_id(now):
     user = EndUserFactory()
-    first, second = TenantFactory(key="zz"), TenantFactory(key="aa")
-    identify(Identifiers(external_id=user.external_id), now=now, tenants=())
-    from engagement.tenancy import join_tenant
-
-    join_tenant(user, first, joined_at=now)
-    join_tenant(user, second, joined_at=now)
+    first = TenantFactory(key="zz")
+    TenantFactory(key="aa")
+    ids = Identifiers(external_id=user.external_id)
+    group(ids, "zz", now=now, actor="api_key:test", joined_at=now)
+    group(ids, "aa", now=now, actor="api_key:test", joined_at=now)
     user.refresh_from_db()
     assert user.primary_tenant_id == first.pk
 

@@ -145,7 +145,7 @@ def test_an_export_line_the_segment_api_already_received_is_a_duplicate(tmp_path
 
     message = {"type": "track", "userId": "u1", "event": "Clicked", "messageId": "live-1",
                "timestamp": NOW.isoformat()}
-    receive("track", message, now=NOW)
+    receive("track", message, now=NOW, actor="api_key:test")
     path = write_lines(tmp_path / "s.jsonl", [message])
     assert run("import_signals", path) == "read=1 imported=0 duplicates=1 rejected=0"
     assert Signal.objects.get().source == "segment"
@@ -218,7 +218,7 @@ def test_a_rerun_does_not_roll_back_user_properties_changed_since(tmp_path):
          "timestamp": "2025-01-01T00:00:00Z"},
     ])
     run("import_signals", path)
-    identify(Identifiers(external_id="u1", email="new@example.com"), now=NOW,
+    identify(Identifiers(external_id="u1", email="new@example.com"), now=NOW, actor="api_key:test",
              properties={"plan": "pro", "email": None})
     run("import_signals", path)
     user = EndUser.objects.get()
