@@ -184,7 +184,7 @@ def _rows(items: Sequence[SignalInput], users, *, source: str, now: datetime) ->
                 "request_hash": item.request_hash if item.idempotency_key else None,
                 "source": source,
                 "actor": None,  # a client signal's sender is its user
-                # History informs, it does not act (DESIGN.md §1).
+                # History informs, it does not act (docs/ARCHITECTURE.md §1).
                 "realtime": source != Source.IMPORT and item.occurred_at >= horizon,
                 "failed_at": None,
                 "error": "",

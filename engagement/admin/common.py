@@ -155,5 +155,5 @@ def _bounds(queryset, name: str, is_datetime: bool):
 
 
 def staff_actor(request) -> str:
-    """The actor recorded on what a staff member changes (DESIGN.md §4)."""
+    """The actor recorded on what a staff member changes (docs/ARCHITECTURE.md §4)."""
     return f"staff:{request.user.get_username()}"
