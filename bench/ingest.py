@@ -47,6 +47,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from bench import dataset, report
+from engagement import idempotency
 
 SPEC = {"users": 20_000, "signals": 100_000, "batch": 500, "web_workers": 2}
 QUICK = {"users": 2_000, "signals": 10_000}
@@ -57,6 +58,7 @@ SIGNAL_TABLE = "engagement_signal"
 COLUMNS = (
     "user_id", "tenant_id", "name", "feature", "item", "interaction", "properties", "context",
     "occurred_at", "received_at", "idempotency_key", "source", "realtime", "failed_at", "error",
+    "request_hash",
 )
 QUEUE_TABLE = "engagement_signalqueue"
 # (name, feature, interaction) — a product-analytics mix; item signals feed item engagement.
@@ -130,6 +132,10 @@ def run_ceiling(server_url: str, work: Workload, batch: int) -> dict:
             )
         }
         parsed = [datetime.fromisoformat(s["occurred_at"]) for s in work.signals]
+        # Keys and request hashes as the API stores them (engagement/idempotency.py), computed
+        # before the clock starts: the ceiling measures the writes of the same rows.
+        keys = [idempotency.namespaced(idempotency.API_PREFIX, s["idempotency_key"]) for s in work.signals]
+        hashes = [idempotency.native_request_hash(s) for s in work.signals]
         # The same rows the API writes: the signal, and its entry in the drain's queue.
         query = (
             f"WITH written AS (INSERT INTO {SIGNAL_TABLE} ({', '.join(COLUMNS)}) "
@@ -148,8 +154,8 @@ def run_ceiling(server_url: str, work: Workload, batch: int) -> dict:
                     rows.append((
                         user_id, tenant_id, s["name"], s.get("feature"), s.get("item"),
                         s.get("interaction"), Jsonb(s["properties"]), Jsonb({}),
-                        parsed[start + offset], received, s["idempotency_key"], "api", True,
-                        None, "",
+                        parsed[start + offset], received, keys[start + offset], "api", True,
+                        None, "", hashes[start + offset],
                     ))
                 with conn.transaction():
                     cursor.executemany(query, rows)
@@ -384,7 +390,8 @@ def signal_digest(server_url: str, name: str) -> tuple[int, str, dict]:
         count, digest = conn.execute(
             f"SELECT count(*), md5(coalesce(string_agg(concat_ws('|', idempotency_key, user_id, "
             f"tenant_id, name, feature, item, interaction, properties::text, context::text, "
-            f"occurred_at, source, realtime), ',' ORDER BY idempotency_key), '')) FROM {SIGNAL_TABLE}"
+            f"occurred_at, source, realtime, request_hash), ',' ORDER BY idempotency_key), '')) "
+            f"FROM {SIGNAL_TABLE}"
         ).fetchone()
         queued, failed = conn.execute(
             f"SELECT (SELECT count(*) FROM {QUEUE_TABLE}), "
