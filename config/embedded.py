@@ -86,6 +86,7 @@ class Runner:
         self.children: dict[str, subprocess.Popen] = {}
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+        self.env.setdefault("PULSE_WEBHOOK_ALLOW_PRIVATE", "true")  # a local setup: local receivers
 
     # --- signals ------------------------------------------------------------
     def _on_signal(self, signum, _frame):
