@@ -117,7 +117,16 @@ def _values(row: MessageRow, template: MessageTemplate, now: datetime) -> dict:
         "content_hash": content_hash(row.user_id, template.key, row.context) if row.idempotency_key else "",
         "source": row.source,
         "created_at": now,
+        **BLANK,
     }
+
+
+# The insert is raw SQL: every other column gets its model default here.
+BLANK = {
+    "skip_reason": "", "attempts": 0, "lease_token": "", "lease_expires_at": None, "gated_at": None,
+    "last_error": "", "sent_at": None, "read_at": None, "provider_id": "", "locale": "", "subject": "",
+    "text": "", "html": "", "rendered_actions": [],
+}
 
 
 def content_hash(user_id: int, template_key: str, context: dict | None) -> str:

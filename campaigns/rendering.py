@@ -32,10 +32,14 @@ class _Missing(str):
         return ""
 
 
+class RestrictedEngine(Engine):
+    # Engine always loads its default builtins (which include `include` and `load`); not here.
+    default_builtins = ["campaigns.template_library"]
+
+
 @cache
 def engine(autoescape: bool) -> Engine:
-    return Engine(
-        builtins=["campaigns.template_library"],
+    return RestrictedEngine(
         libraries={},
         autoescape=autoescape,
         string_if_invalid=_Missing("%s"),
@@ -104,7 +108,8 @@ def render(version, user, context: dict) -> Rendered:
     token = _missing.set(names)
     try:
         out = {
-            part: engine(part == "html").from_string(variant.get(part) or "").render(Context(data))
+            part: engine(part == "html").from_string(variant.get(part) or "").render(
+                Context(data, autoescape=part == "html"))
             for part in PARTS
         }
     finally:
