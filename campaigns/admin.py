@@ -100,6 +100,11 @@ class MessageTemplateAdmin(admin.ModelAdmin):
             self.message_user(request, f"New signing secret of {template.key} (shown once): {secret}",
                               messages.WARNING)
 
+    def get_deleted_objects(self, objs, request):
+        """Messages protect their template; deleting one in use archives it (delete_model)."""
+        deleted, counts, _perms, _protected = super().get_deleted_objects(objs, request)
+        return deleted, counts, set(), []
+
     def delete_model(self, request, obj):
         outcome = retire_template(obj, now=timezone.now())
         if outcome == "archived":
