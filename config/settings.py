@@ -227,6 +227,10 @@ PULSE_OPENAPI_FRAGMENTS = [
     "campaigns.openapi.FRAGMENT",
 ]
 PULSE_AUDIENCES = []
+# Called by engagement/demo.py as seeder(seed=, days=, now=) after the users' history is written.
+PULSE_DEMO_SEEDERS = [
+    "campaigns.demo.seed_messages",
+]
 # (kind, UTC cron expression, dotted job function); see engagement/scheduler.py
 PULSE_SCHEDULES = [
     ("prune_job_runs", "17 3 * * *", "engagement.maintenance.prune_job_runs"),

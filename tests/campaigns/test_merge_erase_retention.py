@@ -54,3 +54,17 @@ def test_retention_prunes_finished_messages_older_than_the_setting(now, settings
     assert result.processed == 1
     assert set(Message.objects.values_list("pk", flat=True)) == {recent.message_id, pending.message_id}
     assert old.message_id not in set(Message.objects.values_list("pk", flat=True))
+
+
+def test_seed_demo_adds_delivered_messages_and_reads_as_history_without_queueing_any(now):
+    from engagement.demo import seed_demo
+    from engagement.models import Signal
+
+    seed_demo(users=20, days=3, seed=7, now=now)
+    messages = Message.objects.all()
+    assert messages.exists() and not messages.exclude(status="sent").exists()
+    read = messages.filter(read_at__isnull=False).count()
+    engages = Signal.objects.filter(name="$engage")
+    assert read and engages.count() == read and not engages.filter(realtime=True).exists()
+    seed_demo(users=20, days=3, seed=7, now=now)
+    assert Message.objects.count() == messages.count()
