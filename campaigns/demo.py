@@ -26,7 +26,7 @@ def seed_messages(*, seed: int, days: int, now: datetime) -> dict:
     templates = {t.key: t for t in MessageTemplate.objects.filter(key__in=TEMPLATES)
                  .select_related("current_version")}
     if not templates:
-        return {"messages": 0, "reads": 0}
+        return {"messages": 0, "reads": 0, "signals": 0}
     rng = random.Random(f"pulse-demo-messages:{seed}")
     users = list(EndUser.objects.filter(deleted_at__isnull=True, primary_tenant__isnull=False).order_by("pk"))
     rows, reads = [], {}
@@ -36,7 +36,7 @@ def seed_messages(*, seed: int, days: int, now: datetime) -> dict:
         template = templates[rng.choice(sorted(templates))]
         sent_at = now - timedelta(minutes=rng.randint(60, max(61, days * 24 * 60)))
         rendered = render(template.current_version, user, {})
-        key = f"demo:{seed}:{user.pk}:{template.key}"
+        key = f"demo:{seed}:{user.external_id or user.pk}:{template.key}"
         rows.append({
             **BLANK, "user_id": user.pk, "template_id": template.pk,
             "template_version_id": template.current_version_id, "channel": template.channel,
@@ -59,7 +59,9 @@ def seed_messages(*, seed: int, days: int, now: datetime) -> dict:
         user, feature, read_at = reads[row["idempotency_key"]]
         read_at = min(read_at, now)
         Message.objects.filter(pk=row["id"]).update(read_at=read_at)
-        engages.append((user.pk, user.primary_tenant_id, feature, row["id"], read_at))
+        # keyed by the demo key, not the id, so the same seed always writes the same signals
+        engages.append((user.pk, user.primary_tenant_id, feature, row["id"], read_at,
+                        f"engage:{row['idempotency_key']}"))
     if engages:
         record_engages(engages, actor="demo", now=now, realtime=False)
-    return {"messages": len(written), "reads": len(engages)}
+    return {"messages": len(written), "reads": len(engages), "signals": len(engages)}

@@ -237,7 +237,7 @@ def seed_demo(
         bar.close()
     # Higher layers add their demo data (campaigns: delivered messages and reads) as history.
     for seeder in entries("PULSE_DEMO_SEEDERS"):
-        seeder(seed=seed, days=days, now=now)
+        result.system_signals += (seeder(seed=seed, days=days, now=now) or {}).get("signals", 0)
     drain(now=now, result=result, progress=progress)
     result.seconds = time.monotonic() - started
     return result
