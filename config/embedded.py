@@ -140,6 +140,7 @@ class Runner:
         self.pid_dir: Path | None = None
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+        self.env.setdefault("PULSE_WEBHOOK_ALLOW_PRIVATE", "true")  # a local setup: local receivers
 
     # --- signals ------------------------------------------------------------
     def _on_signal(self, signum, _frame):

@@ -218,10 +218,13 @@ PULSE_SIGNAL_HANDLERS = [
 PULSE_USER_MERGE_HANDLERS = [
     "engagement.merge_handlers.move_memberships",
     "engagement.merge_handlers.move_signals",
+    "campaigns.merge_handlers.move_messages",
+    "campaigns.merge_handlers.merge_preferences",
 ]
 PULSE_USER_ERASE_HANDLERS = [
     "engagement.erase_handlers.erase_signals",
     "engagement.erase_handlers.count_memberships",
+    "campaigns.erase_handlers.scrub_messages",
 ]
 PULSE_USER_SECTIONS = [
     "engagement.user_sections.memberships",
@@ -229,12 +232,19 @@ PULSE_USER_SECTIONS = [
 ]
 PULSE_USER_ADMIN_PANELS = [
     "engagement.admin_panels.recent_signals",
+    "campaigns.admin_panels.preferences_panel",
+    "campaigns.admin_panels.inbox_panel",
 ]
 PULSE_OPENAPI_FRAGMENTS = [
     "engagement.openapi.FRAGMENT",
     "engagement.segment_openapi.FRAGMENT",
+    "campaigns.openapi.FRAGMENT",
 ]
 PULSE_AUDIENCES = []
+# Called by engagement/demo.py as seeder(seed=, days=, now=) after the users' history is written.
+PULSE_DEMO_SEEDERS = [
+    "campaigns.demo.seed_messages",
+]
 # What the 60-second tick runs (engagement/schedules.py): the JobRun kind, a UTC cron
 # expression, the dotted job function `fn(run, now)`, the RQ queue its runs are enqueued on
 # and their job timeout in seconds. Sweeps go on "sweeps".
@@ -243,9 +253,34 @@ PULSE_SCHEDULES = [
         "kind": "prune_job_runs", "cron": "17 3 * * *", "func": "engagement.maintenance.prune_job_runs",
         "queue": "default", "timeout": 600,
     },
+    {
+        "kind": "prune_messages", "cron": "47 3 * * *", "func": "campaigns.retention.prune_messages",
+        "queue": "default", "timeout": 1800,
+    },
 ]
 # Called in order as hook(now) once per tick, after the schedules (engagement/scheduler.py).
-PULSE_TICK_HOOKS = []
+PULSE_TICK_HOOKS = [
+    "campaigns.delivery.tick_hook",
+]
+
+# --- Messages (campaigns/) --------------------------------------------------
+# The outbox port the engagement loops queue messages through (docs/ARCHITECTURE.md §2).
+PULSE_OUTBOX = "campaigns.outbox.queue_messages"
+PULSE_CHANNELS = {
+    "in_app": "campaigns.channels.in_app.InAppChannel",
+    "webhook": "campaigns.channels.webhook.WebhookChannel",
+}
+PULSE_DELIVERY_BATCH_SIZE = env.int("PULSE_DELIVERY_BATCH_SIZE", default=500)
+PULSE_MESSAGE_LEASE = timedelta(seconds=env.int("PULSE_MESSAGE_LEASE_SECONDS", default=300))
+PULSE_MESSAGE_MAX_ATTEMPTS = env.int("PULSE_MESSAGE_MAX_ATTEMPTS", default=5)
+PULSE_MESSAGE_RETRY_BASE = timedelta(seconds=env.int("PULSE_MESSAGE_RETRY_BASE_SECONDS", default=60))
+PULSE_MESSAGE_RETENTION_DAYS = env.int("PULSE_MESSAGE_RETENTION_DAYS", default=180)
+# category → (at most this many, per rolling window), counted per user across channels.
+PULSE_FREQUENCY_CAPS = {"marketing": (3, timedelta(days=7))}
+PULSE_WEBHOOK_ALLOW_PRIVATE = env.bool("PULSE_WEBHOOK_ALLOW_PRIVATE", default=False)
+PULSE_WEBHOOK_TIMEOUT = env.float("PULSE_WEBHOOK_TIMEOUT", default=10.0)
+# A link templates may show as {{ preferences_url }}; "{user}" is the user's canonical ref.
+PULSE_PREFERENCES_URL = env.str("PULSE_PREFERENCES_URL", default="")
 
 # Admin login throttling (engagement/login_throttle.py), per username and per client address.
 PULSE_LOGIN_MAX_FAILURES = env.int("PULSE_LOGIN_MAX_FAILURES", default=10)

@@ -41,6 +41,7 @@ from .ingest import SignalInput, ingest_signals
 from .models import EndUser, Signal
 from .people import TenantLink, group, identify
 from .pipeline import process_signals
+from .registry import entries
 
 BATCH_SIZE = 500
 USERS_PER_TRANSACTION = 100
@@ -238,6 +239,9 @@ def seed_demo(
         _flush(buffer, now, result)
     finally:
         bar.close()
+    # Higher layers add their demo data (campaigns: delivered messages and reads) as history.
+    for seeder in entries("PULSE_DEMO_SEEDERS"):
+        result.system_signals += (seeder(seed=seed, days=days, now=now) or {}).get("signals", 0)
     drain(now=now, result=result, progress=progress)
     result.seconds = time.monotonic() - started
     return result

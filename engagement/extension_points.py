@@ -162,14 +162,17 @@ class Outbox(Protocol):
     """PULSE_OUTBOX: one dotted path (not a list) to the function that queues messages.
 
     The only port from the engagement loops up to `campaigns`. Called as
-    `queue_messages(rows)` INSIDE the caller's transaction, so a message is
-    queued exactly when the state change that caused it commits; it never
-    sends (delivery is a later job). Set-based: one call per batch of rows,
-    bounded queries. Idempotent through the rows' deduplication keys (the
-    messages issue fixes the row shape). Callers rely on no return value.
+    `queue_messages(rows, now=now)` INSIDE the caller's transaction, so a
+    message is queued exactly when the state change that caused it commits; it
+    never sends (delivery is a later job). Each row is a mapping of
+    `campaigns.outbox.MessageRow`'s fields (user_id, template, context,
+    idempotency_key, source, scheduled_for …). Set-based: one call per batch of
+    rows, bounded queries. Idempotent through the rows' (source, key): a repeated
+    key with the same content creates nothing. Returns one result per row,
+    telling which were new.
     """
 
-    def __call__(self, rows: Sequence[Mapping[str, Any]], /) -> object: ...
+    def __call__(self, rows: Sequence[Mapping[str, Any]], /, *, now: datetime) -> object: ...
 
 
 class ScheduledJob(Protocol):

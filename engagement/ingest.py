@@ -225,6 +225,7 @@ class SystemSignal:
     idempotency_key: str | None = None
     request_hash: str | None = None
     realtime: bool = True
+    feature: str | None = None  # `$engage` names the feature a user engaged with
 
 
 def system_signal_row(signal: SystemSignal, *, now: datetime) -> dict:
@@ -235,7 +236,7 @@ def system_signal_row(signal: SystemSignal, *, now: datetime) -> dict:
         "user_id": signal.user_id,
         "tenant_id": signal.tenant_id,
         "name": signal.name,
-        "feature": None,
+        "feature": signal.feature,
         "item": None,
         "interaction": None,
         "properties": signal.properties or {},

@@ -1,0 +1,127 @@
+"""Rendering a template version for one user, in a restricted Django template engine.
+
+Templates get `user` (`id`, `email`, `properties`, `locale`, `timezone`),
+`context` (the message's) and `preferences_url`. The variant is the user's
+locale, else its language (`de-AT` → `de`), else the default locale. A missing
+variable renders empty and is logged (by name only), never failing a delivery.
+Autoescaping is on for HTML only.
+"""
+
+import contextvars
+import logging
+from dataclasses import dataclass, field
+from functools import cache
+from urllib.parse import quote
+
+from django.conf import settings
+from django.template import Context, Engine, TemplateSyntaxError
+
+log = logging.getLogger("pulse.messages")
+PARTS = ("subject", "text", "html")
+_missing: contextvars.ContextVar[list | None] = contextvars.ContextVar("missing_variables", default=None)
+
+
+class _Missing(str):
+    """Django formats `string_if_invalid` with the variable's name when it holds `%s`:
+    this one notes the name and renders nothing."""
+
+    def __mod__(self, name):
+        names = _missing.get()
+        if names is not None:
+            names.append(str(name))
+        return ""
+
+
+class RestrictedEngine(Engine):
+    # Engine always loads its default builtins (which include `include` and `load`); not here.
+    default_builtins = ["campaigns.template_library"]
+
+
+@cache
+def engine(autoescape: bool) -> Engine:
+    return RestrictedEngine(
+        libraries={},
+        autoescape=autoescape,
+        string_if_invalid=_Missing("%s"),
+        loaders=[],
+    )
+
+
+def compile_error(source: str, *, html: bool) -> str | None:
+    """Why `source` is not a valid message template, or None."""
+    try:
+        engine(html).from_string(source)
+    except TemplateSyntaxError as exc:
+        return str(exc)[:300]
+    return None
+
+
+def pick_locale(variants: dict, locale: str, default: str) -> str:
+    """The variant for `locale`: exact (any case, `_` or `-`), then its language, then `default`."""
+    by_norm = {_norm(name): name for name in variants}
+    wanted = _norm(locale or "")
+    if wanted in by_norm:
+        return by_norm[wanted]
+    language = wanted.split("-", 1)[0]
+    if language in by_norm:
+        return by_norm[language]
+    return default
+
+
+def _norm(locale: str) -> str:
+    return locale.replace("_", "-").lower()
+
+
+@dataclass
+class Rendered:
+    locale: str
+    subject: str
+    text: str
+    html: str
+    actions: list = field(default_factory=list)
+
+
+def user_context(user) -> dict:
+    return {
+        "id": user.external_id or "",
+        "email": user.email or "",
+        "properties": user.properties or {},
+        "locale": user.locale or "",
+        "timezone": user.timezone or "",
+    }
+
+
+def preferences_url(user) -> str:
+    from engagement.refs import canonical_ref
+
+    pattern = settings.PULSE_PREFERENCES_URL
+    ref = canonical_ref(user)
+    return pattern.format(user=quote(ref, safe="")) if pattern and ref else ""
+
+
+def render(version, user, context: dict) -> Rendered:
+    """Render `version` for `user`; never raises on missing variables."""
+    locale = pick_locale(version.variants, user.locale, version.default_locale)
+    variant = version.variants.get(locale) or version.variants[version.default_locale]
+    data = {"user": user_context(user), "context": context or {}, "preferences_url": preferences_url(user)}
+    names: list = []
+    token = _missing.set(names)
+    try:
+        out = {
+            part: engine(part == "html").from_string(variant.get(part) or "").render(
+                Context(data, autoescape=part == "html"))
+            for part in PARTS
+        }
+    finally:
+        _missing.reset(token)
+    if names:
+        log.info("event=template_variable_missing template_version_id=%s variables=%s",
+                 version.pk, ",".join(sorted(set(names)))[:300])
+    actions = [{"id": a["id"], "label": _label(a.get("labels", {}), locale, version.default_locale)}
+               for a in version.actions or []]
+    return Rendered(locale=locale, subject=out["subject"].strip(), text=out["text"], html=out["html"],
+                    actions=actions)
+
+
+def _label(labels: dict, locale: str, default: str) -> str:
+    return labels.get(locale) or labels.get(pick_locale(labels, locale, default)) or labels.get(default, "")
