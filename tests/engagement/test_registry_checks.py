@@ -78,6 +78,10 @@ def two_argument_outbox(rows, now):
     return None
 
 
+def keyword_outbox(rows, *, now):
+    return None
+
+
 FRAGMENT_AGAIN_USERS = {"paths": {"/api/v1/users": {"post": {"summary": "twice"}}}}
 FRAGMENT_NEW_PATH = {"paths": {"/api/v1/tiers": {"get": {"summary": "tiers"}}}}
 FRAGMENT_BAD_METHOD = {"paths": {"/api/v1/tiers": {"fetch": {}}}}
@@ -207,9 +211,9 @@ def test_a_malformed_or_clashing_fragment_is_error_e007(name):
 
 def test_the_outbox_is_optional_and_checked_when_set():
     assert ids(PULSE_OUTBOX=None) == [] and ids(PULSE_OUTBOX="") == []
-    assert ids(PULSE_OUTBOX=HERE + "outbox") == []
+    assert ids(PULSE_OUTBOX=HERE + "keyword_outbox") == []
     assert ids(PULSE_OUTBOX="campaigns.outbox.queue_mesages") == ["pulse.E001"]
-    assert ids(PULSE_OUTBOX=HERE + "two_argument_outbox") == ["pulse.E002"]
+    assert ids(PULSE_OUTBOX=HERE + "outbox") == ["pulse.E002"]  # it must take now
     assert ids(PULSE_OUTBOX=[HERE + "outbox"]) == ["pulse.E004"]
 
 
