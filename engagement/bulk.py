@@ -7,6 +7,7 @@ databases understand, and reports which rows were inserted.
 """
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 
 from django.db import connection, models
 
@@ -57,7 +58,7 @@ def _statement(model, names, fields, conflict, updates, returned, chunk):
     qn = connection.ops.quote_name
     columns = ", ".join(qn(f.column) for f in fields)
     prepared = [
-        [field.get_db_prep_save(row[name], connection) for row in chunk]
+        _prepared_column(field, [row[name] for row in chunk])
         for name, field in zip(names, fields, strict=True)
     ]
     if connection.vendor == "postgresql":
@@ -78,6 +79,42 @@ def _statement(model, names, fields, conflict, updates, returned, chunk):
         f" RETURNING {', '.join(qn(f.column) for f in returned)}"
     )
     return sql, params
+
+
+def _prepared_column(field, values: list) -> list:
+    """The column's values as the database driver takes them.
+
+    `get_db_prep_save` per value was the largest cost of a bulk insert (a
+    tenth of an ingest request's CPU). For a column whose values are already
+    of the type the driver adapts itself — str for text, int for integers and
+    keys, bool, aware datetimes on PostgreSQL — it is the identity, so it is
+    skipped; anything else (JSON, naive or SQLite datetimes, odd types) still
+    goes through the field.
+    """
+    native = _native_type(field)
+    if native is not None and all(_already_native(value, native) for value in values):
+        return values
+    return [field.get_db_prep_save(value, connection) for value in values]
+
+
+def _already_native(value, native: type) -> bool:
+    if value is None:
+        return True
+    return type(value) is native and (native is not datetime or value.tzinfo is not None)
+
+
+def _native_type(field) -> type | None:
+    if field.is_relation:
+        field = field.target_field
+    if isinstance(field, models.BooleanField):
+        return bool
+    if isinstance(field, models.CharField | models.TextField):
+        return str
+    if isinstance(field, models.IntegerField | models.AutoField):
+        return int
+    if isinstance(field, models.DateTimeField) and connection.vendor == "postgresql":
+        return datetime
+    return None
 
 
 def _decode(fields, values) -> dict:

@@ -80,11 +80,26 @@ def stored_hashes(keys: Sequence[str]) -> dict[str, str | None]:
     keys = list(dict.fromkeys(keys))
     found: dict[str, str | None] = {}
     for start in range(0, len(keys), KEY_QUERY_CHUNK):
-        found.update(
-            Signal.objects.filter(idempotency_key__in=keys[start : start + KEY_QUERY_CHUNK])
-            .values_list("idempotency_key", "request_hash")
-        )
+        found.update(_stored(Signal, keys[start : start + KEY_QUERY_CHUNK]))
     return found
+
+
+def _stored(signal_model, keys: list[str]):
+    """On PostgreSQL one array parameter (`= ANY(%s)`) instead of an `IN` of a thousand:
+    the lookup runs on every ingest batch, and binding each key cost more than the probe."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return signal_model.objects.filter(idempotency_key__in=keys).values_list(
+            "idempotency_key", "request_hash"
+        )
+    table = connection.ops.quote_name(signal_model._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT idempotency_key, request_hash FROM {table} WHERE idempotency_key = ANY(%s)",
+            [keys],
+        )
+        return cursor.fetchall()
 
 
 def verdicts(entries: Sequence[tuple[str | None, str | None]]) -> list[str]:
