@@ -205,14 +205,17 @@ PULSE_CORS_ORIGINS = env.list("PULSE_CORS_ORIGINS", default=[])
 # Ordered registries (DESIGN.md §2).
 PULSE_SIGNAL_HANDLERS = [
     "engagement.handlers.record_last_seen",
+    "engagement.loops.items.track_item_engagement",
 ]
 PULSE_USER_MERGE_HANDLERS = [
     "engagement.merge_handlers.move_memberships",
     "engagement.merge_handlers.move_signals",
+    "engagement.loops.item_people.merge_item_engagement",
 ]
 PULSE_USER_ERASE_HANDLERS = [
     "engagement.erase_handlers.erase_signals",
     "engagement.erase_handlers.count_memberships",
+    "engagement.loops.item_people.erase_item_engagement",
 ]
 PULSE_USER_SECTIONS = [
     "engagement.user_sections.memberships",
@@ -220,15 +223,21 @@ PULSE_USER_SECTIONS = [
 ]
 PULSE_USER_ADMIN_PANELS = [
     "engagement.admin_panels.recent_signals",
+    "engagement.loops.item_people.item_engagement_panel",
 ]
 PULSE_OPENAPI_FRAGMENTS = [
     "engagement.openapi.FRAGMENT",
     "engagement.segment_openapi.FRAGMENT",
+    "engagement.loops.openapi.FRAGMENT",
 ]
 PULSE_AUDIENCES = []
 # (kind, UTC cron expression, dotted job function); see engagement/scheduler.py
 PULSE_SCHEDULES = [
     ("prune_job_runs", "17 3 * * *", "engagement.maintenance.prune_job_runs"),
+    ("item_scores", "0 0 * * *", "engagement.loops.item_jobs.recompute_item_scores"),
+    ("item_cleanup", "0 2 * * 0", "engagement.loops.item_jobs.cleanup_item_engagement"),
+    ("tune_thresholds", "0 5 * * 1", "engagement.loops.tuning.tune_thresholds"),
+    ("tune_engagement", "30 5 * * 1", "engagement.loops.tuning.tune_engagement"),
 ]
 
 # Admin login throttling (engagement/login_throttle.py), per username and per client address.
@@ -237,3 +246,8 @@ PULSE_LOGIN_WINDOW = timedelta(seconds=env.int("PULSE_LOGIN_WINDOW_SECONDS", def
 PULSE_LOGIN_LOCKOUT = timedelta(seconds=env.int("PULSE_LOGIN_LOCKOUT_SECONDS", default=900))
 # Proxies (IPs or CIDR networks) whose X-Forwarded-For is believed (engagement/client_address.py).
 PULSE_TRUSTED_PROXIES = env.list("PULSE_TRUSTED_PROXIES", default=[])
+
+# Item engagement (engagement/loops/items.py): signals whose `properties.text` is scanned for
+# item keys (each distinct key counts once as a `mention`), and the pattern of a key.
+PULSE_ITEM_TEXT_SIGNALS = env.list("PULSE_ITEM_TEXT_SIGNALS", default=["message.received"])
+PULSE_ITEM_KEY_PATTERN = env.str("PULSE_ITEM_KEY_PATTERN", default=r"[A-Z]{1,4}-\d{1,5}")

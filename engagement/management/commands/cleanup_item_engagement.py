@@ -1,0 +1,16 @@
+from django.core.management.base import BaseCommand
+
+from engagement.cli import add_now_argument, finish_job_command, parse_now, run_job_by_hand
+
+
+class Command(BaseCommand):
+    help = (
+        "Delete item engagement idle over 90 days with a score below 0.01 at --now (the weekly job). "
+        "Runs even when the scheduler already ran that window (its own job run); exits non-zero on failure."
+    )
+
+    def add_arguments(self, parser):
+        add_now_argument(parser)
+
+    def handle(self, *args, now=None, **options):
+        finish_job_command(self, run_job_by_hand("item_cleanup", parse_now(now)))
