@@ -6,7 +6,8 @@ through `people.identify` and `people.group`, so each gets its `$identify` /
 `$group` signal like any real user. It then writes D days of history through
 `ingest.ingest_signals(source="import")` in batches of 500 (imports update
 derived state but never fire reactions), and drains the log so `last_seen_at`
-and every handler's state are filled.
+and every handler's state are filled (item engagement among them), then runs the
+tuning jobs so the tenants with enough activity get their calibrations.
 
 The activity follows people's habits: sessions mostly in working hours of
 the user's own time zone, much less on weekends, power/regular/casual users,
@@ -36,6 +37,7 @@ from django.utils import timezone
 
 from .identity import Identifiers
 from .ingest import SignalInput, ingest_signals
+from .loops.tuning import tune_engagement, tune_thresholds
 from .models import EndUser, Signal
 from .people import TenantLink, group, identify
 from .pipeline import process_signals
@@ -235,6 +237,8 @@ def seed_demo(
     finally:
         bar.close()
     drain(now=now, result=result, progress=progress)
+    for tune in (tune_thresholds, tune_engagement):  # calibrations learned from the demo activity
+        tune(None, now)
     result.seconds = time.monotonic() - started
     return result
 

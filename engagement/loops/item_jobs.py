@@ -44,7 +44,7 @@ def cleanup_item_engagement(run: JobRun | None, now: datetime) -> JobResult:
     adapt = connection.ops.adapt_datetimefield_value
     cutoff_param = cutoff if connection.vendor == "postgresql" else adapt(cutoff)
     deleted = 0
-    for low, high in _id_chunks(last_before=cutoff):
+    for low, high in _id_chunks():
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(
                 f"DELETE FROM {table} WHERE id >= %s AND id < %s AND last_interaction_at < %s"
@@ -56,12 +56,9 @@ def cleanup_item_engagement(run: JobRun | None, now: datetime) -> JobResult:
     return JobResult(processed=deleted, succeeded=deleted)
 
 
-def _id_chunks(last_before: datetime | None = None):
-    """Half-open id ranges covering the table (or the rows idle since `last_before`)."""
-    rows = ItemEngagement.objects.all()
-    if last_before is not None:
-        rows = rows.filter(last_interaction_at__lt=last_before)
-    bounds = rows.aggregate(low=Min("id"), high=Max("id"))
+def _id_chunks():
+    """Half-open id ranges covering the table (min and max come from the primary key)."""
+    bounds = ItemEngagement.objects.aggregate(low=Min("id"), high=Max("id"))
     if bounds["low"] is None:
         return
     for low in range(bounds["low"], bounds["high"] + 1, CHUNK_IDS):

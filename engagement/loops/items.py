@@ -154,11 +154,11 @@ def merge_expressions() -> dict[str, str]:
 def by_type_sum_sql() -> str:
     """The stored and the incoming per-type counts, summed key by key, as one JSON object."""
     if connection.vendor == "postgresql":
+        # Only the incoming keys (usually one) are visited; `||` keeps the stored others.
         return (
-            "(SELECT COALESCE(jsonb_object_agg(k, n), jsonb_build_object()) FROM ("
-            "SELECT k, SUM(v::bigint) AS n FROM ("
-            "SELECT key AS k, value AS v FROM jsonb_each_text({table}.by_type) UNION ALL "
-            "SELECT key, value FROM jsonb_each_text(EXCLUDED.by_type)) AS parts GROUP BY k) AS sums)"
+            "({table}.by_type || COALESCE((SELECT jsonb_object_agg(key, "
+            "COALESCE(({table}.by_type ->> key)::bigint, 0) + value::bigint) "
+            "FROM jsonb_each_text(EXCLUDED.by_type)), jsonb_build_object()))"
         )
     return (
         "(SELECT json_group_object(k, n) FROM ("

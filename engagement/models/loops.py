@@ -31,8 +31,8 @@ class ItemEngagement(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["user", "item"], name="itemengagement_user_item_uniq")
         ]
-        # The weekly cleanup looks for long-idle rows.
-        indexes = [models.Index(fields=["last_interaction_at"], name="itemengagement_last_idx")]
+        # No index on last_interaction_at: every drain moves it, and the weekly cleanup walks
+        # the table in id chunks anyway.
 
     def __str__(self):
         return f"{self.item} (user #{self.user_id})"
