@@ -6,6 +6,7 @@ rollback as a change of its own (actor `staff:<username>`).
 """
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import ActionLocation
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -70,9 +71,9 @@ class CalibrationHistoryAdmin(ReadOnlyAdmin, LargeTableAdmin):
     def run(self, obj):
         return _job_run_link(obj.job_run_id)
 
-    def get_actions(self, request):
+    def get_actions(self, request, action_location=ActionLocation.CHANGE_LIST):
         # ReadOnlyAdmin forbids change; the rollback needs the change permission on Calibration.
-        actions = super().get_actions(request)
+        actions = super().get_actions(request, action_location)
         if not request.user.has_perm("engagement.change_calibration"):
             actions.pop("roll_back", None)
         return actions

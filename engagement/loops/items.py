@@ -63,8 +63,11 @@ def track_item_engagement(signals, context) -> None:
     if context.replay:
         signals = [s for s in signals if s.failed_at is not None]
     try:
+        tallies = tally(signals)
+        if not tallies:  # no savepoint for a batch without items (a replay of processed signals)
+            return
         with transaction.atomic():
-            upsert_tallies(tally(signals), context.now)
+            upsert_tallies(tallies, context.now)
     except Exception as exc:  # noqa: BLE001 - tracking must never fail the drain
         log.warning(
             "event=item_tracking_failed signals=%d error_type=%s", len(signals), type(exc).__name__
