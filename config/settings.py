@@ -214,16 +214,19 @@ PULSE_CORS_ORIGINS = env.list("PULSE_CORS_ORIGINS", default=[])
 # Ordered registries: contracts in engagement/extension_points.py, checked at start-up.
 PULSE_SIGNAL_HANDLERS = [
     "engagement.handlers.record_last_seen",
+    "engagement.loops.items.track_item_engagement",
 ]
 PULSE_USER_MERGE_HANDLERS = [
     "engagement.merge_handlers.move_memberships",
     "engagement.merge_handlers.move_signals",
+    "engagement.loops.item_people.merge_item_engagement",
     "campaigns.merge_handlers.move_messages",
     "campaigns.merge_handlers.merge_preferences",
 ]
 PULSE_USER_ERASE_HANDLERS = [
     "engagement.erase_handlers.erase_signals",
     "engagement.erase_handlers.count_memberships",
+    "engagement.loops.item_people.erase_item_engagement",
     "campaigns.erase_handlers.scrub_messages",
 ]
 PULSE_USER_SECTIONS = [
@@ -232,12 +235,14 @@ PULSE_USER_SECTIONS = [
 ]
 PULSE_USER_ADMIN_PANELS = [
     "engagement.admin_panels.recent_signals",
+    "engagement.loops.item_people.item_engagement_panel",
     "campaigns.admin_panels.preferences_panel",
     "campaigns.admin_panels.inbox_panel",
 ]
 PULSE_OPENAPI_FRAGMENTS = [
     "engagement.openapi.FRAGMENT",
     "engagement.segment_openapi.FRAGMENT",
+    "engagement.loops.openapi.FRAGMENT",
     "campaigns.openapi.FRAGMENT",
 ]
 PULSE_AUDIENCES = []
@@ -255,6 +260,22 @@ PULSE_SCHEDULES = [
     },
     {
         "kind": "prune_messages", "cron": "47 3 * * *", "func": "campaigns.retention.prune_messages",
+        "queue": "default", "timeout": 1800,
+    },
+    {
+        "kind": "item_scores", "cron": "0 0 * * *",
+        "func": "engagement.loops.item_jobs.recompute_item_scores", "queue": "sweeps", "timeout": 3600,
+    },
+    {
+        "kind": "item_cleanup", "cron": "0 2 * * 0",
+        "func": "engagement.loops.item_jobs.cleanup_item_engagement", "queue": "sweeps", "timeout": 3600,
+    },
+    {
+        "kind": "tune_thresholds", "cron": "0 5 * * 1", "func": "engagement.loops.tuning.tune_thresholds",
+        "queue": "default", "timeout": 1800,
+    },
+    {
+        "kind": "tune_engagement", "cron": "30 5 * * 1", "func": "engagement.loops.tuning.tune_engagement",
         "queue": "default", "timeout": 1800,
     },
 ]
@@ -288,3 +309,8 @@ PULSE_LOGIN_WINDOW = timedelta(seconds=env.int("PULSE_LOGIN_WINDOW_SECONDS", def
 PULSE_LOGIN_LOCKOUT = timedelta(seconds=env.int("PULSE_LOGIN_LOCKOUT_SECONDS", default=900))
 # Proxies (IPs or CIDR networks) whose X-Forwarded-For is believed (engagement/client_address.py).
 PULSE_TRUSTED_PROXIES = env.list("PULSE_TRUSTED_PROXIES", default=[])
+
+# Item engagement (engagement/loops/items.py): signals whose `properties.text` is scanned for
+# item keys (each distinct key counts once as a `mention`), and the pattern of a key.
+PULSE_ITEM_TEXT_SIGNALS = env.list("PULSE_ITEM_TEXT_SIGNALS", default=["message.received"])
+PULSE_ITEM_KEY_PATTERN = env.str("PULSE_ITEM_KEY_PATTERN", default=r"[A-Z]{1,4}-\d{1,5}")

@@ -6,7 +6,7 @@ unrelated errors too (docs/ARCHITECTURE.md §3); this helper emits
 databases understand, and reports which rows were inserted.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from django.db import connection, models
@@ -21,21 +21,33 @@ def insert_returning(
     *,
     conflict_fields: Iterable[str],
     update_fields: Iterable[str] = (),
+    update_expressions: Mapping[str, str] | None = None,
     returning: Sequence[str] = ("id",),
 ) -> list[dict]:
     """Insert `rows` (dicts of field name → value); return one dict per row written.
 
     Without `update_fields`, conflicting rows are skipped and absent from the
     result (insert-or-ignore). With them, conflicting rows are updated from the
-    incoming values and returned too (upsert). Chunked to stay under SQLite's
-    parameter limit; one statement per chunk.
+    incoming values and returned too (upsert). `update_expressions` maps more
+    field names to SQL for their new value, where `{table}` names the stored
+    row and `EXCLUDED` the incoming one (e.g. a counter: `{table}.n + EXCLUDED.n`);
+    the caller writes it for `connection.vendor`. Chunked to stay under
+    SQLite's parameter limit; one statement per chunk.
     """
     if not rows:
         return []
     names = list(rows[0])
     fields = [model._meta.get_field(name) for name in names]
     conflict = [model._meta.get_field(name).column for name in conflict_fields]
-    updates = [model._meta.get_field(name).column for name in update_fields]
+    qn = connection.ops.quote_name
+    table = qn(model._meta.db_table)
+    updates = [
+        f"{qn(model._meta.get_field(name).column)} = EXCLUDED.{qn(model._meta.get_field(name).column)}"
+        for name in update_fields
+    ] + [
+        f"{qn(model._meta.get_field(name).column)} = {sql.format(table=table)}"
+        for name, sql in (update_expressions or {}).items()
+    ]
     returned = [model._meta.get_field(name) for name in returning]
     results: list[dict] = []
     if connection.vendor == "postgresql":
@@ -69,10 +81,7 @@ def _statement(model, names, fields, conflict, updates, returned, chunk):
         row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
         source = "VALUES " + ", ".join([row_sql] * len(chunk))
         params = [column[i] for i in range(len(chunk)) for column in prepared]
-    if updates:
-        action = "DO UPDATE SET " + ", ".join(f"{qn(c)} = EXCLUDED.{qn(c)}" for c in updates)
-    else:
-        action = "DO NOTHING"
+    action = ("DO UPDATE SET " + ", ".join(updates)) if updates else "DO NOTHING"
     sql = (
         f"INSERT INTO {qn(model._meta.db_table)} ({columns}) {source}"
         f" ON CONFLICT ({', '.join(qn(c) for c in conflict)}) {action}"

@@ -54,6 +54,8 @@ class JobCommand(BaseCommand):
 
     kind: str = ""
     actor = "cli"
+    # Also exit non-zero when the run succeeded but some of its parts (tenants, users) failed.
+    fail_on_partial = False
 
     def add_arguments(self, parser):
         add_now_argument(parser)
@@ -69,6 +71,8 @@ class JobCommand(BaseCommand):
             run = run_job_now(kind, now=when, actor=self.actor)
         except KeyError as exc:
             raise CommandError(exc.args[0]) from None
+        if run.status == "failed" or (self.fail_on_partial and run.failed):
+            for error in run.errors[:10]:
+                self.stderr.write(str(error))
+            raise CommandError(job_run_summary(run))
         self.stdout.write(job_run_summary(run))
-        if run.status == "failed":
-            raise CommandError(f"{kind} failed: {'; '.join(run.errors[:3]) or 'see the job run'}")

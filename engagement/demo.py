@@ -8,7 +8,8 @@ through `people.identify` and `people.group`, so each gets its `$identify` /
 so `last_seen_at` and every handler's state are filled. Every signal it writes
 is history (`realtime=False`, the `$identify` / `$group` ones included), so
 `HandlerContext.may_act` is False for all of them: seeding fills derived state
-and fires no reaction or message.
+and fires no reaction or message. Then it runs the
+tuning jobs so the tenants with enough activity get their calibrations.
 
 The activity follows people's habits: sessions mostly in working hours of
 the user's own time zone, much less on weekends, power/regular/casual users,
@@ -38,6 +39,7 @@ from django.utils import timezone
 
 from .identity import Identifiers
 from .ingest import SignalInput, ingest_signals
+from .loops.tuning import tune_engagement, tune_thresholds
 from .models import EndUser, Signal
 from .people import TenantLink, group, identify
 from .pipeline import process_signals
@@ -243,6 +245,8 @@ def seed_demo(
     for seeder in entries("PULSE_DEMO_SEEDERS"):
         result.system_signals += (seeder(seed=seed, days=days, now=now) or {}).get("signals", 0)
     drain(now=now, result=result, progress=progress)
+    for tune in (tune_thresholds, tune_engagement):  # calibrations learned from the demo activity
+        tune(None, now)
     result.seconds = time.monotonic() - started
     return result
 

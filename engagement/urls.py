@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import docs, health, signals, users
+from .views import calibrations, docs, engagement_items, health, signals, users
 from .views import segment as segment_views
 
 urlpatterns = [
@@ -10,6 +10,10 @@ urlpatterns = [
     # A ref is one path segment (engagement/refs.py); sub-routes of a user follow it.
     path("api/v1/users/<str:user_ref>", users.user_detail, name="user-detail"),
     path("api/v1/users/<str:user_ref>/token", users.user_token, name="user-token"),
+    path("api/v1/users/<str:user_ref>/engagement", engagement_items.user_engagement,
+         name="user-engagement"),
+    path("api/v1/users/<str:user_ref>/rank", engagement_items.user_rank, name="user-rank"),
+    path("api/v1/calibrations", calibrations.calibrations, name="calibrations"),
     path("api/v1/signals", signals.signals_collection, name="signals"),
     # Segment-compatible tracking API (engagement/segment.py)
     path("v1/track", segment_views.track, name="segment-track"),

@@ -3,13 +3,17 @@ from .imports import ImportRun
 from .jobs import JobRun
 from .keys import ApiKey
 from .logins import LoginFailure
+from .loops import Calibration, CalibrationHistory, ItemEngagement
 from .signals import Signal, SignalQueue
 
 __all__ = [
     "ApiKey",
+    "Calibration",
+    "CalibrationHistory",
     "EndUser",
     "Erasure",
     "ImportRun",
+    "ItemEngagement",
     "JobRun",
     "LoginFailure",
     "Membership",
