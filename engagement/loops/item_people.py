@@ -51,9 +51,10 @@ def merge_item_engagement(survivor, losers, now) -> None:
     )
 
 
-def erase_item_engagement(user, now) -> dict:
-    """PULSE_USER_ERASE_HANDLERS: the rows go (their context may quote the user)."""
-    removed = ItemEngagement.objects.filter(user=user).delete()[0]
+def erase_item_engagement(erasure) -> dict:
+    """PULSE_USER_ERASE_HANDLERS: the rows go, the merged users' too (their context may quote
+    the user)."""
+    removed = ItemEngagement.objects.filter(user_id__in=erasure.user_ids).delete()[0]
     return {"item_engagements_removed": removed}
 
 
