@@ -71,8 +71,7 @@ class JobCommand(BaseCommand):
             run = run_job_now(kind, now=when, actor=self.actor)
         except KeyError as exc:
             raise CommandError(exc.args[0]) from None
-        if run.status == "failed" or (self.fail_on_partial and run.failed):
-            for error in run.errors[:10]:
-                self.stderr.write(str(error))
-            raise CommandError(job_run_summary(run))
         self.stdout.write(job_run_summary(run))
+        if run.status == "failed" or (self.fail_on_partial and run.failed):
+            errors = "; ".join(str(error) for error in run.errors[:3])
+            raise CommandError(f"{kind} failed: {errors or 'see the job run'}")

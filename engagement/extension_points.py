@@ -46,6 +46,13 @@ class SignalHandler(Protocol):
     batch changes nothing. It must be set-based: its query count does not grow
     with the batch (tests/engagement/test_handler_contracts.py checks both for
     every registered handler). It returns None and signals errors by raising.
+
+    A handler that accumulates (counts interactions) cannot be idempotent over a
+    second drain of the same signals, and need not be: the claim hands each
+    signal to the drain once, in the same transaction as the handlers. Such a
+    handler sets `accumulates = True` and must make replays safe instead
+    (`context.replay`: count only the signals that had failed, which were never
+    counted); the contract test then checks a replay changes nothing.
     """
 
     def __call__(self, signals: Sequence[Signal], context: HandlerContext, /) -> None: ...

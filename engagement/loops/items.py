@@ -74,6 +74,11 @@ def track_item_engagement(signals, context) -> None:
         )
 
 
+
+# Counts are not idempotent over a second drain of the same signals; the claim makes each
+# signal reach the drain once, and replays count only signals that had failed.
+track_item_engagement.accumulates = True
+
 def tally(signals) -> dict[tuple[int, str], Tally]:
     tallies: dict[tuple[int, str], Tally] = {}
     text_signals = set(settings.PULSE_ITEM_TEXT_SIGNALS)

@@ -16,7 +16,7 @@ from engagement.loops.tuning import (
     tune_thresholds,
 )
 from engagement.models import Calibration, CalibrationHistory, JobRun, Signal
-from engagement.scheduler import get_schedule, run_window
+from engagement.scheduler import get_schedule, run_due_jobs
 from tests.factories import EndUserFactory, MembershipFactory, TenantFactory
 
 pytestmark = pytest.mark.django_db
@@ -257,7 +257,7 @@ def test_both_jobs_are_scheduled_on_monday_mornings():
 def test_the_scheduled_run_records_its_run_and_window_in_the_history():
     tenant = TenantFactory()
     _engage(tenant, "tips", 3)
-    run = run_window(get_schedule("tune_engagement"), NOW, NOW)
+    run = run_due_jobs(NOW, kind="tune_engagement", inline=True)["tune_engagement"]
     assert run.status == "succeeded" and run.succeeded == 1
     change = CalibrationHistory.objects.get()
     assert (change.job_run_id, change.job_kind) == (run.pk, "tune_engagement")
@@ -267,7 +267,7 @@ def test_the_scheduled_run_records_its_run_and_window_in_the_history():
 def test_the_command_runs_at_now_even_after_the_scheduler_ran_that_window(capsys):
     tenant = TenantFactory()
     _engage(tenant, "tips", 3)
-    run_window(get_schedule("tune_engagement"), NOW, NOW)
+    run_due_jobs(NOW, kind="tune_engagement", inline=True)["tune_engagement"]
     _engage(tenant, "tips", 27)
     call_command("tune_engagement", "--now", NOW.isoformat())
     out = capsys.readouterr().out.strip().splitlines()
@@ -284,7 +284,7 @@ def test_the_command_exits_non_zero_when_the_job_fails(monkeypatch):
         raise RuntimeError("boom")
 
     monkeypatch.setattr("engagement.loops.tuning.tune_thresholds", boom)
-    with pytest.raises(CommandError, match="status=failed"):
+    with pytest.raises(CommandError, match="tune_thresholds failed"):
         call_command("tune_thresholds", "--now", NOW.isoformat())
 
 
@@ -351,7 +351,7 @@ def test_staff_roll_back_one_change_from_the_history_admin(admin_client, admin_u
 def test_the_calibration_admin_pages_show_history_and_job_run_links(admin_client):
     tenant = TenantFactory()
     _engage(tenant, "tips", 3)
-    run = run_window(get_schedule("tune_engagement"), NOW, NOW)
+    run = run_due_jobs(NOW, kind="tune_engagement", inline=True)["tune_engagement"]
     calibration = Calibration.objects.get()
     page = admin_client.get(f"/admin/engagement/calibration/{calibration.pk}/change/").content.decode()
     assert f"/admin/engagement/jobrun/{run.pk}/change/" in page
