@@ -7,6 +7,7 @@ urlpatterns = [
     path("", home, name="home"),
     path("admin/", admin.site.urls),
     path("", include("engagement.urls")),
+    path("", include("buckets.urls")),
 ]
 
 handler404 = "engagement.views.docs.not_found"
