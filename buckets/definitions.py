@@ -96,11 +96,10 @@ def criteria_errors(kind, criteria, slug) -> list[dict]:
 
 def create_bucket(data: dict, *, actor: str, now) -> Bucket:
     cleaned = clean_definition(data)
-    bucket = Bucket(**cleaned, criteria_fingerprint=fingerprint(cleaned["criteria"]),
-                    created_at=now, created_by=actor, updated_at=now, updated_by=actor)
+    bucket = Bucket(created_at=now, created_by=actor)
     try:
         with transaction.atomic():
-            bucket.save()
+            apply_definition(bucket, cleaned, actor=actor, now=now)
     except IntegrityError:
         raise SlugTaken(cleaned["slug"]) from None
     return bucket
@@ -108,10 +107,16 @@ def create_bucket(data: dict, *, actor: str, now) -> Bucket:
 
 def replace_bucket(bucket: Bucket, data: dict, *, actor: str, now) -> Bucket:
     """PUT: the whole definition replaced; omitted optional fields take their defaults."""
-    cleaned = clean_definition(data, slug=bucket.slug)
+    return apply_definition(bucket, clean_definition(data, slug=bucket.slug), actor=actor, now=now)
+
+
+def apply_definition(bucket: Bucket, cleaned: dict, *, actor: str, now) -> Bucket:
+    """Save a cleaned definition onto `bucket` (new or not) with its fingerprint and actor."""
     for key, value in cleaned.items():
         setattr(bucket, key, value)
     bucket.criteria_fingerprint = fingerprint(cleaned["criteria"])
+    if bucket.pk is None:
+        bucket.created_at, bucket.created_by = now, actor
     bucket.updated_at, bucket.updated_by = now, actor
     bucket.save()
     return bucket
