@@ -24,7 +24,7 @@ RUNS = 3
 SIGNALS_SQL = """
 INSERT INTO engagement_signal (user_id, name, properties, context, occurred_at, received_at, source,
                                realtime, error)
-SELECT 1 + mod(g * 7919, %(users)s),
+SELECT 1 + mod(g::bigint * 7919, %(users)s),
        (ARRAY['app_opened', 'page_viewed', 'purchase', 'invite_sent', 'export'])[1 + mod(g, 5)],
        CASE WHEN mod(g, 5) = 2 THEN jsonb_build_object('amount', mod(g, 200), 'currency',
             (ARRAY['EUR', 'USD'])[1 + mod(g, 2)]) ELSE '{}'::jsonb END,
@@ -204,8 +204,9 @@ def main(argv=None) -> int:
     parser.add_argument("--signals", type=int, default=SPEC_SIGNALS)
     parser.add_argument("--reuse", action="store_true", help="measure the data already built")
     args = parser.parse_args(argv)
-    if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
-        parser.error("set DATABASE_URL to a PostgreSQL database the benchmark may empty")
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith("postgres") or not url.rsplit("/", 1)[-1].startswith("pulse_bench"):
+        parser.error("set DATABASE_URL to a PostgreSQL database named pulse_bench_*: it is emptied")
     _setup()
     from datetime import UTC, datetime
 
