@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_rq",
+    "django_htmx",
     "engagement",
     "campaigns",
     "profiles",
@@ -66,6 +67,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -244,12 +246,22 @@ PULSE_OPENAPI_FRAGMENTS = [
     "engagement.segment_openapi.FRAGMENT",
     "engagement.loops.openapi.FRAGMENT",
     "campaigns.openapi.FRAGMENT",
+    "buckets.openapi.FRAGMENT",
 ]
 PULSE_AUDIENCES = []
 # Called by engagement/demo.py as seeder(seed=, days=, now=) after the users' history is written.
 PULSE_DEMO_SEEDERS = [
     "campaigns.demo.seed_messages",
 ]
+# What the lifecycle and profile leaves of bucket criteria read (buckets/criteria/sources.py):
+# dotted paths to the lifecycle-state model, the stored profile-feature model and profiles'
+# refresh_expired(features, users_queryset, now). A path that does not import makes criteria
+# using that leaf invalid ("... not available in this deployment").
+PULSE_BUCKET_SOURCES = {
+    "lifecycle": "engagement.models.LifecycleState",
+    "profile": "profiles.models.ProfileFeatureValue",
+    "profile_refresh": "profiles.refresh.refresh_expired",
+}
 # What the 60-second tick runs (engagement/schedules.py): the JobRun kind, a UTC cron
 # expression, the dotted job function `fn(run, now)`, the RQ queue its runs are enqueued on
 # and their job timeout in seconds. Sweeps go on "sweeps".

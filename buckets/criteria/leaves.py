@@ -1,0 +1,140 @@
+"""The leaf registry: each kind of leaf condition and the function that compiles it to SQL.
+
+A compile function takes the leaf and the `Evaluation` and returns a `Q` over
+end users. Leaves read through Django expressions and correlated subqueries
+only; none loads rows into Python. The `lifecycle` and `profile` leaves read
+the models named in `PULSE_BUCKET_SOURCES` (see `sources.py`).
+"""
+
+from django.db.models import Count, Exists, F, OuterRef, Q, Value
+from django.db.models.functions import StrIndex
+
+from engagement.models import Membership, Signal
+
+from . import sources
+from .durations import parse_duration
+from .json_conditions import JsonCondition, json_kind
+
+LOOKUPS = {"eq": "exact", "gt": "gt", "gte": "gte", "lt": "lt", "lte": "lte"}
+HOLDS_FOR_ZERO = {
+    "eq": lambda v: v == 0, "neq": lambda v: v != 0, "gt": lambda v: False, "gte": lambda v: v <= 0,
+    "lt": lambda v: v > 0, "lte": lambda v: True,
+}
+NEGATED = {"eq": "neq", "neq": "eq", "gt": "lte", "gte": "lt", "lt": "gte", "lte": "gt"}
+
+
+class CriteriaUnavailable(LookupError):
+    """A leaf needs a source (lifecycle, profiles) this deployment does not have."""
+
+
+def path_of(dotted: str) -> tuple[str, ...]:
+    return tuple(dotted.split("."))
+
+
+def property_condition(column: str, condition: dict) -> Q:
+    """A property condition (`property`, `op`, `value`) on the JSON column `column`."""
+    return Q(JsonCondition(F(column), path_of(condition["property"]), condition["op"],
+                           condition.get("value")))
+
+
+def compile_property(node: dict, evaluation) -> Q:
+    return property_condition("properties", node)
+
+
+def _signals(node: dict, evaluation):
+    """The signals an event leaf looks at: its name, up to `now`, within its window, `where`."""
+    signals = Signal.objects.filter(name=node["event"], occurred_at__lte=evaluation.now)
+    if node.get("within"):
+        signals = signals.filter(occurred_at__gte=evaluation.now - parse_duration(node["within"]))
+    for condition in node.get("where", ()):
+        signals = signals.filter(property_condition("properties", condition))
+    return signals
+
+
+def compile_event(node: dict, evaluation) -> Q:
+    signals = _signals(node, evaluation)
+    if node["check"] in ("exists", "not_exists"):
+        found = Q(Exists(signals.filter(user_id=OuterRef("pk"))))
+        return found if node["check"] == "exists" else ~found
+    return _count(signals, node["op"], node["value"], evaluation)
+
+
+def _count(signals, op: str, value: int, evaluation) -> Q:
+    """Users whose number of matching signals satisfies `op value`, set-based by GROUP BY.
+
+    Users without a matching signal have a count of 0 and no group; when 0
+    satisfies the comparison the leaf is "not among the users whose count fails it".
+    """
+    if evaluation.among is not None:
+        signals = signals.filter(user_id__in=evaluation.among)
+    zero_holds = HOLDS_FOR_ZERO[op](value)
+    wanted = NEGATED[op] if zero_holds else op
+    grouped = signals.order_by().values("user_id").annotate(n=Count("id"))
+    if wanted == "neq":
+        grouped = grouped.exclude(n=value)
+    else:
+        grouped = grouped.filter(**{f"n__{LOOKUPS[wanted]}": value})
+    matched = Q(pk__in=grouped.values("user_id"))
+    return ~matched if zero_holds else matched
+
+
+def compile_tenant(node: dict, evaluation) -> Q:
+    return Q(Exists(Membership.objects.filter(user_id=OuterRef("pk"), tenant__key=node["tenant"])))
+
+
+def compile_lifecycle(node: dict, evaluation) -> Q:
+    model = sources.lifecycle_model()
+    if model is None:
+        raise CriteriaUnavailable(sources.UNAVAILABLE["lifecycle"])
+    states = node["lifecycle"] if isinstance(node["lifecycle"], list) else [node["lifecycle"]]
+    return Q(Exists(model.objects.filter(user_id=OuterRef("pk"), state__in=states)))
+
+
+def compile_profile(node: dict, evaluation) -> Q:
+    """A stored feature value: numbers in `value`, categories in `value_text`; a missing row
+    or a row holding neither is a missing value, which only `neq` and `not_exists` match."""
+    model = sources.profile_model()
+    if model is None:
+        raise CriteriaUnavailable(sources.UNAVAILABLE["profile"])
+    evaluation.features.add(node["profile"])
+    rows = model.objects.filter(user_id=OuterRef("pk"), name=node["profile"])
+    op, value = node["op"], node.get("value")
+    if op in ("neq", "not_exists"):
+        return ~Q(Exists(_profile_rows(rows, "eq" if op == "neq" else "exists", value)))
+    return Q(Exists(_profile_rows(rows, op, value)))
+
+
+def _profile_rows(rows, op: str, value):
+    if op == "exists":
+        return rows.filter(Q(value__isnull=False) | Q(value_text__isnull=False))
+    if op == "contains":
+        return rows.annotate(_at=StrIndex("value_text", Value(value))).filter(_at__gt=0)
+    if op == "in":
+        numbers = [v for v in value if json_kind(v) == "number"]
+        texts = [v for v in value if json_kind(v) == "string"]
+        return rows.filter(Q(value__in=numbers) | Q(value_text__in=texts))
+    column = "value" if json_kind(value) == "number" else "value_text"
+    return rows.filter(**{f"{column}__{LOOKUPS[op]}": value})
+
+
+def compile_in_bucket(node: dict, evaluation) -> Q:
+    """Another dynamic bucket's criteria, inlined (memberships come with the next issue)."""
+    slug = node["in_bucket"]
+    if slug in evaluation.trail:
+        raise ValueError(f"bucket criteria form a cycle through {slug!r}")
+    found = evaluation.bucket(slug)
+    if found is None or found[0] != "dynamic" or not found[1]:
+        return Q(pk__in=[])
+    from .compiler import compile_condition
+
+    return compile_condition(found[1], evaluation.inside(slug))
+
+
+LEAVES = {
+    "event": compile_event,
+    "property": compile_property,
+    "profile": compile_profile,
+    "lifecycle": compile_lifecycle,
+    "tenant": compile_tenant,
+    "in_bucket": compile_in_bucket,
+}
