@@ -13,8 +13,8 @@ Failures that may pass (5xx, timeouts) are retried after PULSE_MESSAGE_RETRY_BAS
 """
 
 import logging
+import time
 import uuid
-from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from django.conf import settings
@@ -25,28 +25,11 @@ from django.utils import timezone
 from . import gate, rendering
 from .channels import Outcome, get_channel
 from .models import Message
-from .preferences import preferences_of
+from .outcomes import DeliveryResult, Outcomes
 
 log = logging.getLogger("pulse.messages")
 Status = Message.Status
-
-
-@dataclass
-class DeliveryResult:
-    batches: int = 0
-    claimed: int = 0
-    sent: int = 0
-    skipped: int = 0
-    retried: int = 0
-    failed: int = 0
-    lost: int = 0  # outcomes not recorded because the lease had lapsed
-
-    def add(self, other: "DeliveryResult") -> None:
-        for name, value in asdict(other).items():
-            setattr(self, name, getattr(self, name) + value)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
+__all__ = ["DeliveryResult", "claim", "deliver_batch", "deliver_messages", "due", "tick_hook"]
 
 
 def due(now: datetime):
@@ -93,60 +76,56 @@ def deliver_messages(*, now: datetime | None = None, batch_size: int | None = No
 
 
 def deliver_batch(token: str, ids: list[int], *, now: datetime) -> DeliveryResult:
+    """Gate, render, send and record one claimed batch with a bounded number of queries.
+
+    Stored-only (in-app) messages are recorded first, in one write per outcome
+    kind. External sends follow; their outcomes are written together at the
+    end, or one by one once half the lease has gone by, so a slow receiver
+    cannot make a whole batch's sends lapse unrecorded (and be sent again)."""
     result = DeliveryResult(batches=1, claimed=len(ids))
     messages = list(
         Message.objects.filter(pk__in=ids, lease_token=token)
         .select_related("user", "template", "template_version")
         .order_by("pk")
     )
-    prefs = preferences_of({m.user_id for m in messages})
-    skips: dict[str, list[int]] = {}
+    reasons = gate.evaluate(messages, token, now=now)
+    outcomes = Outcomes(token, now)
+    external = []
     for message in messages:
-        reason = gate.early_reason(message, message.user, prefs.get(message.user_id))
-        if reason is None and not gate.pass_frequency_cap(message, token, now=now):
-            reason = gate.Reason.FREQUENCY_CAP
-        if reason:
-            skips.setdefault(reason, []).append(message.pk)
-            continue
-        _send_one(message, token, now, result)
-    for reason, skipped in skips.items():
-        result.skipped += _finish(skipped, token, status=Status.SKIPPED, skip_reason=reason)
+        if reasons[message.pk]:
+            outcomes.skip(message, reasons[message.pk])
+        elif get_channel(message.channel).stores_only:
+            _deliver(message, outcomes, now)
+        else:
+            external.append(message)
+    outcomes.flush(result)
+    half_lease = time.monotonic() + settings.PULSE_MESSAGE_LEASE.total_seconds() / 2
+    for message in external:
+        _deliver(message, outcomes, now)
+        if time.monotonic() >= half_lease:
+            outcomes.flush(result)
+    outcomes.flush(result)
     return result
 
 
-def _send_one(message, token: str, now: datetime, result: DeliveryResult) -> None:
+def _deliver(message, outcomes: Outcomes, now: datetime) -> None:
+    """Render and send one message; its outcome joins the batch's (no query here)."""
     try:
         rendered = rendering.render(message.template_version, message.user, message.context)
     except Exception as exc:  # noqa: BLE001 - a broken template fails its message, not the batch
         log.warning("event=message_render_failed message_id=%s error_type=%s", message.pk,
                     type(exc).__name__)
-        result.failed += _finish([message.pk], token, status=Status.FAILED,
-                                 last_error=f"rendering failed: {type(exc).__name__}")
+        outcomes.fail(message, f"rendering failed: {type(exc).__name__}")
         return
-    channel = get_channel(message.channel)
     try:
-        outcome = channel.send(message, rendered)
+        outcome = get_channel(message.channel).send(message, rendered)
     except Exception as exc:  # noqa: BLE001 - an unexpected channel error is retried
         log.warning("event=message_send_error message_id=%s error_type=%s", message.pk, type(exc).__name__)
         outcome = Outcome(ok=False, error=f"channel error: {type(exc).__name__}", retryable=True)
-    content = {"locale": rendered.locale, "subject": rendered.subject, "text": rendered.text,
-               "html": rendered.html, "rendered_actions": rendered.actions}
     if outcome.ok:
-        done = _finish([message.pk], token, status=Status.SENT, sent_at=now,
-                       provider_id=outcome.provider_id, last_error="", **content)
-        result.sent += done
-        result.lost += 1 - done
+        outcomes.send(message, rendered, outcome.provider_id)
     elif outcome.retryable and message.attempts < settings.PULSE_MESSAGE_MAX_ATTEMPTS:
         delay = settings.PULSE_MESSAGE_RETRY_BASE * 2 ** (message.attempts - 1)
-        result.retried += _finish([message.pk], token, status=Status.QUEUED, next_attempt_at=now + delay,
-                                  last_error=outcome.error[:1000], gated_at=None)
+        outcomes.retry(message, outcome.error, at=now + delay)
     else:
-        result.failed += _finish([message.pk], token, status=Status.FAILED,
-                                 last_error=outcome.error[:1000], **content)
-
-
-def _finish(ids: list[int], token: str, **changes) -> int:
-    """Record an outcome for messages still held under `token`: the conditional update."""
-    return Message.objects.filter(pk__in=ids, lease_token=token, status=Status.SENDING).update(
-        lease_token="", lease_expires_at=None, **changes
-    )
+        outcomes.fail(message, outcome.error, rendered)
