@@ -9,19 +9,21 @@
 
 The gate runs on a whole claimed batch with a fixed number of queries,
 whatever its size: the users come with the batch, their preferences in one
-query, and the cap in one short transaction that locks the `FrequencyLock`
-rows of every (user, category) the batch counts against (creating the missing
-ones first, in a fixed order so two workers never deadlock), counts what
-already passed in one grouped query, and marks the messages that pass
-`gated_at`. A second worker counting for one of those users waits for the lock
-and then sees them. The user rows the drain updates are never locked.
+query, and the cap inside the caller's transaction, which locks the
+`FrequencyLock` rows of every (user, category) the batch counts against
+(creating the missing ones first, in a fixed order so two workers never
+deadlock) and counts what already passed in one grouped query. The caller
+records the messages that pass before it commits — in-app ones as sent with
+`gated_at`, external ones marked `gated_at` before they are sent — so a second
+worker counting for one of those users waits for the lock and then sees them.
+The user rows the drain updates are never locked.
 """
 
 from collections import defaultdict
 from datetime import datetime
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Count, Q
 
 from engagement.bulk import insert_returning
@@ -48,35 +50,41 @@ def cap_of(message) -> tuple[int, object] | None:
     return settings.PULSE_FREQUENCY_CAPS.get(message.category)
 
 
-def evaluate(messages: list, token: str, *, now: datetime) -> dict[int, str | None]:
-    """message id → skip reason, or None when the message may go out (it then counts
-    against its cap). `messages` are held under `token`, with their users loaded."""
+def early_reasons(messages: list) -> dict[int, str | None]:
+    """message id → the reason of the first lock-free step that stops it, or None.
+    One query (preferences); `messages` come with their users."""
     prefs = preferences_of({m.user_id for m in messages})
-    reasons = {m.pk: early_reason(m, m.user, prefs.get(m.user_id)) for m in messages}
-    capped = [m for m in messages if reasons[m.pk] is None and cap_of(m) is not None]
-    if capped:
-        passed = pass_frequency_caps(capped, token, now=now)
-        reasons.update({m.pk: None if m.pk in passed else Reason.FREQUENCY_CAP for m in capped})
-    return reasons
+    return {m.pk: early_reason(m, m.user, prefs.get(m.user_id)) for m in messages}
 
 
-def pass_frequency_caps(messages: list, token: str, *, now: datetime) -> set[int]:
-    """The ids of `messages` (all under a cap) that may go out; they are marked counted.
+def over_frequency_cap(messages: list, *, now: datetime) -> set[int]:
+    """The ids of `messages` that the frequency cap stops; exempt messages always pass.
 
-    Within the batch, earlier messages (by id) take a user's remaining room first."""
+    Call it inside a transaction and record the messages that pass before it
+    commits (sent with `gated_at`, or `mark_counted`): the cap's locks are held
+    until then, so a racing worker counts them. Within the batch, earlier
+    messages (by id) take a user's remaining room first."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("the frequency cap must be evaluated inside a transaction")
     groups: dict[tuple[int, str], list] = defaultdict(list)
     for message in sorted(messages, key=lambda m: m.pk):
-        groups[(message.user_id, message.category)].append(message)
-    with transaction.atomic():
-        _lock(sorted(groups))
-        counted = _counted(groups, exclude=[m.pk for m in messages], now=now)
-        passed = []
-        for key, group in groups.items():
-            room = max(0, cap_of(group[0])[0] - counted.get(key, 0))
-            passed += [m.pk for m in group[:room]]
-        if passed:
-            Message.objects.filter(pk__in=passed, lease_token=token).update(gated_at=now)
-    return set(passed)
+        if cap_of(message) is not None:
+            groups[(message.user_id, message.category)].append(message)
+    if not groups:
+        return set()
+    _lock(sorted(groups))
+    counted = _counted(groups, exclude=[m.pk for group in groups.values() for m in group], now=now)
+    over = set()
+    for key, group in groups.items():
+        room = max(0, cap_of(group[0])[0] - counted.get(key, 0))
+        over.update(m.pk for m in group[room:])
+    return over
+
+
+def mark_counted(messages: list, token: str, *, now: datetime) -> None:
+    """Make messages that passed the cap count against it before they are sent."""
+    if messages:
+        Message.objects.filter(pk__in=[m.pk for m in messages], lease_token=token).update(gated_at=now)
 
 
 def _counted(groups: dict, *, exclude: list[int], now: datetime) -> dict[tuple[int, str], int]:

@@ -60,8 +60,10 @@ class Outcomes:
     def skip(self, message, reason: str) -> None:
         self.skipped.append({"id": message.pk, "skip_reason": reason})
 
-    def send(self, message, rendered, provider_id: str = "") -> None:
-        self.sent.append({"id": message.pk, "provider_id": provider_id, **snapshot(rendered)})
+    def send(self, message, rendered, provider_id: str = "", *, counted: bool = False) -> None:
+        """`counted`: the message passed a frequency cap, so from now on it counts against it."""
+        self.sent.append({"id": message.pk, "provider_id": provider_id,
+                          "gated_at": self.now if counted else None, **snapshot(rendered)})
 
     def fail(self, message, error: str, rendered=None) -> None:
         content = snapshot(rendered) if rendered is not None else NOT_RENDERED
