@@ -4,7 +4,9 @@ A claim moves a batch of due messages (queued and due, or `sending` with a
 lapsed lease: their worker died) to `sending` under a fresh lease token, in
 one short transaction (`SKIP LOCKED` on PostgreSQL; SQLite's IMMEDIATE
 transaction serializes claims). Every outcome is a conditional update on that
-token, so a worker whose lease lapsed records nothing. For in-app messages
+token (campaigns/outcomes.py: one statement per outcome kind and batch), so a
+worker whose lease lapsed records nothing. A batch costs the same few queries
+whatever its size: no query runs per message (an external send is its own). For in-app messages
 that update is the delivery itself: exactly once. External channels are at
 least once and carry the message's stable id.
 
