@@ -6,6 +6,7 @@ as its last line of output.
 
   build-dataset --users N --tenants T   migrate, generate the dataset, create an API key
   drain                                 process every pending signal in this one process, timed
+  message-template, queue-messages, deliver-messages   the messages benchmark (bench/message_tasks.py)
 """
 
 import argparse
@@ -91,6 +92,20 @@ def drain() -> dict:
     }
 
 
+def _dispatch(args) -> dict:
+    from bench import message_tasks
+
+    if args.step == "build-dataset":
+        return build_dataset(args.users, args.tenants)
+    if args.step == "drain":
+        return drain()
+    if args.step == "message-template":
+        return message_tasks.message_template()
+    if args.step == "queue-messages":
+        return message_tasks.queue(args.messages, args.users, args.seed, args.batch, args.now)
+    return message_tasks.deliver(args.start_at, args.worker)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.tasks")
     steps = parser.add_subparsers(dest="step", required=True)
@@ -98,9 +113,17 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--users", type=int, required=True)
     build.add_argument("--tenants", type=int, required=True)
     steps.add_parser("drain")
+    steps.add_parser("message-template")
+    queue = steps.add_parser("queue-messages")
+    for name in ("messages", "users", "seed", "batch"):
+        queue.add_argument(f"--{name}", type=int, required=True)
+    queue.add_argument("--now", required=True)
+    deliver = steps.add_parser("deliver-messages")
+    deliver.add_argument("--start-at", type=float, required=True)
+    deliver.add_argument("--worker", type=int, default=1)
     args = parser.parse_args(argv)
     _setup()
-    out = build_dataset(args.users, args.tenants) if args.step == "build-dataset" else drain()
+    out = _dispatch(args)
     sys.stdout.write(json.dumps(out) + "\n")
     return 0
 

@@ -4,7 +4,9 @@ A claim moves a batch of due messages (queued and due, or `sending` with a
 lapsed lease: their worker died) to `sending` under a fresh lease token, in
 one short transaction (`SKIP LOCKED` on PostgreSQL; SQLite's IMMEDIATE
 transaction serializes claims). Every outcome is a conditional update on that
-token, so a worker whose lease lapsed records nothing. For in-app messages
+token (campaigns/outcomes.py: one statement per outcome kind and batch), so a
+worker whose lease lapsed records nothing. A batch costs the same few queries
+whatever its size: no query runs per message (an external send is its own). For in-app messages
 that update is the delivery itself: exactly once. External channels are at
 least once and carry the message's stable id.
 
@@ -13,40 +15,22 @@ Failures that may pass (5xx, timeouts) are retried after PULSE_MESSAGE_RETRY_BAS
 """
 
 import logging
+import time
 import uuid
-from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from . import gate, rendering
 from .channels import Outcome, get_channel
-from .models import Message
-from .preferences import preferences_of
+from .models import Message, TemplateVersion
+from .outcomes import DeliveryResult, Outcomes
 
 log = logging.getLogger("pulse.messages")
 Status = Message.Status
-
-
-@dataclass
-class DeliveryResult:
-    batches: int = 0
-    claimed: int = 0
-    sent: int = 0
-    skipped: int = 0
-    retried: int = 0
-    failed: int = 0
-    lost: int = 0  # outcomes not recorded because the lease had lapsed
-
-    def add(self, other: "DeliveryResult") -> None:
-        for name, value in asdict(other).items():
-            setattr(self, name, getattr(self, name) + value)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
+__all__ = ["DeliveryResult", "claim", "deliver_batch", "deliver_messages", "due", "tick_hook"]
 
 
 def due(now: datetime):
@@ -62,19 +46,26 @@ def tick_hook(now: datetime) -> None:
 
 
 def claim(now: datetime, size: int) -> tuple[str, list[int]]:
-    """(lease token, ids) of up to `size` due messages, now `sending` under that token."""
+    """(lease token, ids) of up to `size` due messages, now `sending` under that token.
+
+    One `UPDATE … WHERE id IN (pick) RETURNING id` in a short transaction; the pick
+    skips rows another worker is claiming (`SKIP LOCKED`) on PostgreSQL, and on SQLite
+    the IMMEDIATE transaction serializes claims."""
     token = uuid.uuid4().hex
-    with transaction.atomic():
-        rows = due(now).order_by("next_attempt_at", "pk")
-        if connection.vendor == "postgresql":
-            rows = rows.select_for_update(skip_locked=True)
-        ids = list(rows.values_list("pk", flat=True)[:size])
-        if ids:
-            lease_end = now + settings.PULSE_MESSAGE_LEASE
-            Message.objects.filter(pk__in=ids).update(
-                status=Status.SENDING, lease_token=token, lease_expires_at=lease_end,
-                next_attempt_at=lease_end, attempts=F("attempts") + 1,
-            )
+    lease_end = connection.ops.adapt_datetimefield_value(now + settings.PULSE_MESSAGE_LEASE)
+    table = connection.ops.quote_name(Message._meta.db_table)
+    skip_locked = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    sql = (
+        f"UPDATE {table} SET status = %s, lease_token = %s, lease_expires_at = %s, next_attempt_at = %s,"
+        f" attempts = attempts + 1 WHERE id IN (SELECT id FROM {table}"
+        f" WHERE status IN (%s, %s) AND next_attempt_at <= %s ORDER BY next_attempt_at, id LIMIT %s"
+        f"{skip_locked}) RETURNING id"
+    )
+    params = [Status.SENDING, token, lease_end, lease_end, Status.QUEUED, Status.SENDING,
+              connection.ops.adapt_datetimefield_value(now), size]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        ids = sorted(pk for (pk,) in cursor.fetchall())
     return token, ids
 
 
@@ -93,60 +84,85 @@ def deliver_messages(*, now: datetime | None = None, batch_size: int | None = No
 
 
 def deliver_batch(token: str, ids: list[int], *, now: datetime) -> DeliveryResult:
+    """Gate, render, send and record one claimed batch with a bounded number of queries.
+
+    Stored-only (in-app) messages are rendered first, outside any lock; then one
+    short transaction takes the cap's locks, counts, and records every skip and
+    every in-app delivery (their `sent` write is what makes them count against
+    the cap), and marks the external messages that pass as counted. External
+    sends follow; their outcomes are written together at the end, or one by one
+    once half the lease has gone by, so a slow receiver cannot make a whole
+    batch's sends lapse unrecorded (and be sent again)."""
     result = DeliveryResult(batches=1, claimed=len(ids))
-    messages = list(
-        Message.objects.filter(pk__in=ids, lease_token=token)
-        .select_related("user", "template", "template_version")
-        .order_by("pk")
-    )
-    prefs = preferences_of({m.user_id for m in messages})
-    skips: dict[str, list[int]] = {}
+    messages = load(token, ids)
+    outcomes = Outcomes(token, now)
+    reasons = gate.early_reasons(messages)
+    stored, external = [], []
     for message in messages:
-        reason = gate.early_reason(message, message.user, prefs.get(message.user_id))
-        if reason is None and not gate.pass_frequency_cap(message, token, now=now):
-            reason = gate.Reason.FREQUENCY_CAP
-        if reason:
-            skips.setdefault(reason, []).append(message.pk)
-            continue
-        _send_one(message, token, now, result)
-    for reason, skipped in skips.items():
-        result.skipped += _finish(skipped, token, status=Status.SKIPPED, skip_reason=reason)
+        if reasons[message.pk]:
+            outcomes.skip(message, reasons[message.pk])
+        elif not get_channel(message.channel).stores_only:
+            external.append(message)
+        elif (rendered := _render(message, outcomes)) is not None:
+            stored.append((message, rendered))
+    with transaction.atomic():  # the cap's locks are held until what passes is recorded
+        over = gate.over_frequency_cap([m for m, _ in stored] + external, now=now)
+        for message, rendered in stored:
+            if message.pk in over:
+                outcomes.skip(message, gate.Reason.FREQUENCY_CAP)
+            else:
+                _send(message, rendered, outcomes, now)
+        for message in external:
+            if message.pk in over:
+                outcomes.skip(message, gate.Reason.FREQUENCY_CAP)
+        external = [m for m in external if m.pk not in over]
+        gate.mark_counted([m for m in external if gate.cap_of(m)], token, now=now)
+        outcomes.flush(result)
+    half_lease = time.monotonic() + settings.PULSE_MESSAGE_LEASE.total_seconds() / 2
+    for message in external:
+        if (rendered := _render(message, outcomes)) is not None:
+            _send(message, rendered, outcomes, now)
+        if time.monotonic() >= half_lease:
+            outcomes.flush(result)
+    outcomes.flush(result)
     return result
 
 
-def _send_one(message, token: str, now: datetime, result: DeliveryResult) -> None:
+def load(token: str, ids: list[int]) -> list[Message]:
+    """The batch's messages still held under `token`, with their users, templates and
+    versions: two queries (a batch uses a few template versions, not one per message)."""
+    held = Message.objects.filter(pk__in=ids, lease_token=token).select_related("user").order_by("pk")
+    messages = list(held)
+    wanted = {m.template_version_id for m in messages}
+    versions = TemplateVersion.objects.select_related("template").in_bulk(wanted)
+    for message in messages:
+        version = versions[message.template_version_id]
+        message.template_version, message.template = version, version.template
+    return messages
+
+
+def _render(message, outcomes: Outcomes):
+    """What `message` looks like for its user, or None when rendering failed (recorded)."""
     try:
-        rendered = rendering.render(message.template_version, message.user, message.context)
+        return rendering.render(message.template_version, message.user, message.context)
     except Exception as exc:  # noqa: BLE001 - a broken template fails its message, not the batch
         log.warning("event=message_render_failed message_id=%s error_type=%s", message.pk,
                     type(exc).__name__)
-        result.failed += _finish([message.pk], token, status=Status.FAILED,
-                                 last_error=f"rendering failed: {type(exc).__name__}")
-        return
-    channel = get_channel(message.channel)
+        outcomes.fail(message, f"rendering failed: {type(exc).__name__}")
+        return None
+
+
+def _send(message, rendered, outcomes: Outcomes, now: datetime) -> None:
+    """Send one message; its outcome joins the batch's (no query here)."""
     try:
-        outcome = channel.send(message, rendered)
+        outcome = get_channel(message.channel).send(message, rendered)
     except Exception as exc:  # noqa: BLE001 - an unexpected channel error is retried
         log.warning("event=message_send_error message_id=%s error_type=%s", message.pk, type(exc).__name__)
         outcome = Outcome(ok=False, error=f"channel error: {type(exc).__name__}", retryable=True)
-    content = {"locale": rendered.locale, "subject": rendered.subject, "text": rendered.text,
-               "html": rendered.html, "rendered_actions": rendered.actions}
     if outcome.ok:
-        done = _finish([message.pk], token, status=Status.SENT, sent_at=now,
-                       provider_id=outcome.provider_id, last_error="", **content)
-        result.sent += done
-        result.lost += 1 - done
+        outcomes.send(message, rendered, outcome.provider_id, counted=gate.cap_of(message) is not None)
     elif outcome.retryable and message.attempts < settings.PULSE_MESSAGE_MAX_ATTEMPTS:
         delay = settings.PULSE_MESSAGE_RETRY_BASE * 2 ** (message.attempts - 1)
-        result.retried += _finish([message.pk], token, status=Status.QUEUED, next_attempt_at=now + delay,
-                                  last_error=outcome.error[:1000], gated_at=None)
+        outcomes.retry(message, outcome.error, at=now + delay)
     else:
-        result.failed += _finish([message.pk], token, status=Status.FAILED,
-                                 last_error=outcome.error[:1000], **content)
-
-
-def _finish(ids: list[int], token: str, **changes) -> int:
-    """Record an outcome for messages still held under `token`: the conditional update."""
-    return Message.objects.filter(pk__in=ids, lease_token=token, status=Status.SENDING).update(
-        lease_token="", lease_expires_at=None, **changes
-    )
+        outcomes.fail(message, outcome.error, rendered)

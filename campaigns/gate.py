@@ -1,30 +1,39 @@
 """The send gate, in order, each step with its own skip reason:
 
-1. `user_erased`: the user was erased (or merged away since the claim);
+1. `user_erased`: the user was erased;
 2. `unsubscribed_all`, then `category_opt_out`: not for `transactional` and `system`;
 3. `frequency_cap`: per user and category in a rolling window, counting the
    messages that passed the cap and are `sending` or `sent`, across channels.
    Defaults in PULSE_FREQUENCY_CAPS (at most 3 `marketing` per 7 days);
    `transactional`, `system` and lifecycle-machine messages are exempt.
 
-The cap is race-safe without touching user rows (the drain updates those):
-the check locks one `FrequencyLock` row per (user, category), counts, and
-marks the message `gated_at` in the same short transaction, so a second
-worker counting for the same user waits and then sees it.
+The gate runs on a whole claimed batch with a fixed number of queries,
+whatever its size: the users come with the batch, their preferences in one
+query, and the cap inside the caller's transaction, which locks the
+`FrequencyLock` rows of every (user, category) the batch counts against
+(creating the missing ones first, in a fixed order so two workers never
+deadlock) and counts what already passed in one grouped query. The caller
+records the messages that pass before it commits — in-app ones as sent with
+`gated_at`, external ones marked `gated_at` before they are sent — so a second
+worker counting for one of those users waits for the lock and then sees them.
+The user rows the drain updates are never locked.
 """
 
+from collections import defaultdict
 from datetime import datetime
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
+from django.db.models import Count, Q
 
 from engagement.bulk import insert_returning
 
 from .models import Category, FrequencyLock, Message
-from .preferences import block_reason
+from .preferences import block_reason, preferences_of
 
 Reason = Message.SkipReason
 EXEMPT_FROM_CAP = {Category.TRANSACTIONAL, Category.SYSTEM}
+COUNTED = [Message.Status.SENDING, Message.Status.SENT]
 
 
 def early_reason(message, user, pref) -> str | None:
@@ -41,29 +50,67 @@ def cap_of(message) -> tuple[int, object] | None:
     return settings.PULSE_FREQUENCY_CAPS.get(message.category)
 
 
-def pass_frequency_cap(message, token: str, *, now: datetime) -> bool:
-    """Whether `message` may go out under its cap; marks it counted when it may."""
-    cap = cap_of(message)
-    if cap is None:
-        return True
-    limit, window = cap
-    with transaction.atomic():
-        _lock(message.user_id, message.category)
-        counted = (
-            Message.objects.filter(
-                user_id=message.user_id, category=message.category, gated_at__gte=now - window,
-                status__in=[Message.Status.SENDING, Message.Status.SENT],
-            ).exclude(pk=message.pk).count()
-        )
-        if counted >= limit:
-            return False
-        return bool(Message.objects.filter(pk=message.pk, lease_token=token).update(gated_at=now))
+def early_reasons(messages: list) -> dict[int, str | None]:
+    """message id → the reason of the first lock-free step that stops it, or None.
+    One query (preferences); `messages` come with their users."""
+    prefs = preferences_of({m.user_id for m in messages})
+    return {m.pk: early_reason(m, m.user, prefs.get(m.user_id)) for m in messages}
 
 
-def _lock(user_id: int, category: str) -> None:
-    insert_returning(FrequencyLock, [{"user_id": user_id, "category": category}],
+def over_frequency_cap(messages: list, *, now: datetime) -> set[int]:
+    """The ids of `messages` that the frequency cap stops; exempt messages always pass.
+
+    Call it inside a transaction and record the messages that pass before it
+    commits (sent with `gated_at`, or `mark_counted`): the cap's locks are held
+    until then, so a racing worker counts them. Within the batch, earlier
+    messages (by id) take a user's remaining room first."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("the frequency cap must be evaluated inside a transaction")
+    groups: dict[tuple[int, str], list] = defaultdict(list)
+    for message in sorted(messages, key=lambda m: m.pk):
+        if cap_of(message) is not None:
+            groups[(message.user_id, message.category)].append(message)
+    if not groups:
+        return set()
+    _lock(sorted(groups))
+    counted = _counted(groups, exclude=[m.pk for group in groups.values() for m in group], now=now)
+    over = set()
+    for key, group in groups.items():
+        room = max(0, cap_of(group[0])[0] - counted.get(key, 0))
+        over.update(m.pk for m in group[room:])
+    return over
+
+
+def mark_counted(messages: list, token: str, *, now: datetime) -> None:
+    """Make messages that passed the cap count against it before they are sent."""
+    if messages:
+        Message.objects.filter(pk__in=[m.pk for m in messages], lease_token=token).update(gated_at=now)
+
+
+def _counted(groups: dict, *, exclude: list[int], now: datetime) -> dict[tuple[int, str], int]:
+    """(user, category) → messages that already passed the cap within its window: one query."""
+    windows = Q()
+    for category in {category for _, category in groups}:
+        _limit, window = settings.PULSE_FREQUENCY_CAPS[category]
+        windows |= Q(category=category, gated_at__gte=now - window)
+    rows = (
+        Message.objects.filter(windows, user_id__in={user for user, _ in groups}, status__in=COUNTED)
+        .exclude(pk__in=exclude)
+        .values("user_id", "category")
+        .annotate(n=Count("id"))
+    )
+    return {(r["user_id"], r["category"]): r["n"] for r in rows if (r["user_id"], r["category"]) in groups}
+
+
+def _lock(keys: list[tuple[int, str]]) -> None:
+    """Hold the cap locks of `keys` ((user, category), sorted) until the transaction ends."""
+    insert_returning(FrequencyLock, [{"user_id": u, "category": c} for u, c in keys],
                      conflict_fields=["user_id", "category"])
-    rows = FrequencyLock.objects.filter(user_id=user_id, category=category)
     if connection.vendor == "postgresql":
-        list(rows.select_for_update().values_list("pk", flat=True))
+        rows = (
+            FrequencyLock.objects.filter(user_id__in={u for u, _ in keys}, category__in={c for _, c in keys})
+            .order_by("user_id", "category")  # the same order in every worker: no deadlock
+            .select_for_update()
+        )
+        list(rows.values_list("pk", flat=True))
     # SQLite: the transaction is IMMEDIATE, so it already holds the database's write lock.

@@ -10,7 +10,7 @@ Autoescaping is on for HTML only.
 import contextvars
 import logging
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from urllib.parse import quote
 
 from django.conf import settings
@@ -45,6 +45,13 @@ def engine(autoescape: bool) -> Engine:
         string_if_invalid=_Missing("%s"),
         loaders=[],
     )
+
+
+@lru_cache(maxsize=512)
+def compiled(source: str, *, html: bool):
+    """A compiled template, kept: a batch renders the same few sources for every message.
+    Compiled templates hold no per-render state (that lives in the Context), so sharing is safe."""
+    return engine(html).from_string(source)
 
 
 def compile_error(source: str, *, html: bool) -> str | None:
@@ -108,7 +115,7 @@ def render(version, user, context: dict) -> Rendered:
     token = _missing.set(names)
     try:
         out = {
-            part: engine(part == "html").from_string(variant.get(part) or "").render(
+            part: compiled(variant.get(part) or "", html=part == "html").render(
                 Context(data, autoescape=part == "html"))
             for part in PARTS
         }

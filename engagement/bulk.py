@@ -131,3 +131,67 @@ def _decode(fields, values) -> dict:
         field.attname: field.to_python(value)
         for field, value in zip(fields, values, strict=True)
     }
+
+
+def update_returning(
+    model: type[models.Model],
+    rows: Sequence[dict],
+    *,
+    common: dict | None = None,
+    where: tuple[str, Sequence] = ("", ()),
+) -> list:
+    """Update many rows, each with its own values, in one statement per chunk; return the
+    primary keys of the rows updated.
+
+    `rows` are dicts with `id` and the same other field names (per-row values);
+    `common` holds values every row gets; `where` is an extra SQL condition on the
+    table (`"status" = %s`, with its parameters) that makes the update conditional.
+    `UPDATE … FROM (unnest(…))` on PostgreSQL, `UPDATE … FROM (VALUES …)` on SQLite.
+    """
+    if not rows:
+        return []
+    names = [name for name in rows[0] if name != "id"]
+    fields = [model._meta.get_field(name) for name in names]
+    common_fields = [(model._meta.get_field(name), value) for name, value in (common or {}).items()]
+    if connection.vendor == "postgresql":
+        per_chunk = PG_CHUNK_ROWS
+    else:
+        per_chunk = max(1, min(CHUNK_ROWS, 30000 // (len(fields) + 1)))
+    updated: list = []
+    for start in range(0, len(rows), per_chunk):
+        chunk = rows[start : start + per_chunk]
+        sql, params = _update_statement(model, names, fields, common_fields, where, chunk)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            updated += [pk for (pk,) in cursor.fetchall()]
+    return updated
+
+
+def _update_statement(model, names, fields, common_fields, where, chunk):
+    qn = connection.ops.quote_name
+    table = qn(model._meta.db_table)
+    pk = model._meta.pk
+    aliases = ["row_id"] + [f"v_{field.column}" for field in fields]
+    columns = [[pk.get_db_prep_save(row["id"], connection) for row in chunk]] + [
+        [field.get_db_prep_save(row[name], connection) for row in chunk]
+        for name, field in zip(names, fields, strict=True)
+    ]
+    if connection.vendor == "postgresql":
+        arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in [pk, *fields])
+        source = f"SELECT * FROM unnest({arrays}) AS u({', '.join(aliases)})"
+        params = columns
+    else:
+        row_sql = "(" + ", ".join(["%s"] * len(aliases)) + ")"
+        named = ", ".join(f"column{i + 1} AS {alias}" for i, alias in enumerate(aliases))
+        source = f"SELECT {named} FROM (VALUES {', '.join([row_sql] * len(chunk))})"
+        params = [column[i] for i in range(len(chunk)) for column in columns]
+    sets = [f"{qn(field.column)} = v.{alias}" for field, alias in zip(fields, aliases[1:], strict=True)]
+    sets += [f"{qn(field.column)} = %s" for field, _ in common_fields]
+    common_params = [field.get_db_prep_save(value, connection) for field, value in common_fields]
+    condition, condition_params = where
+    sql = (
+        f"UPDATE {table} SET {', '.join(sets)} FROM ({source}) AS v"
+        f" WHERE {table}.{qn(pk.column)} = v.row_id" + (f" AND ({condition})" if condition else "")
+        + f" RETURNING {table}.{qn(pk.column)}"
+    )
+    return sql, [*common_params, *params, *condition_params]

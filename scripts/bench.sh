@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # `make bench`: the benchmarks of docs/BENCHMARKS.md on a throwaway PostgreSQL 15 and Redis 7
 # that listen on 127.0.0.1 only and are stopped on exit (error and Ctrl-C included).
-# Arguments go to bench/ingest.py:
+# PULSE_BENCH picks the benchmarks (default "ingest messages": bench/ingest.py, then
+# bench/messages.py); arguments go to each of them:
 #
-#   scripts/bench.sh                  the specified scale (20,000 users, 100,000 signals)
+#   scripts/bench.sh                  every benchmark at the specified scale
 #   scripts/bench.sh --quick          a smoke run, reported as below the specified scale
 #   scripts/bench.sh --help           every option
 #   make bench ARGS="--quick"
-#   PULSE_BENCH_JSON=var/bench/ingest.json   also write the figures as JSON
+#   PULSE_BENCH=messages make bench   one benchmark (then its own options may be given too)
+#   PULSE_BENCH_JSON=var/bench/ingest.json   also write the figures as JSON (with several
+#                                     benchmarks, each adds its name: var/bench/ingest-messages.json)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -29,14 +32,15 @@ cleanup() {
         kill -TERM "$BENCH_PID" 2>/dev/null || true
         wait "$BENCH_PID" 2>/dev/null || true
     fi
-    if [ -n "$WORK_DIR" ] && [ -f "$WORK_DIR/gunicorn.pid" ]; then
-        pid="$(cat "$WORK_DIR/gunicorn.pid" 2>/dev/null || true)"
+    for pid_file in "$WORK_DIR/gunicorn.pid" "$WORK_DIR/ingest/gunicorn.pid"; do
+        [ -n "$WORK_DIR" ] && [ -f "$pid_file" ] || continue
+        pid="$(cat "$pid_file" 2>/dev/null || true)"
         if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
             kill -TERM "$pid" 2>/dev/null || true
             sleep 2
             kill -KILL "$pid" 2>/dev/null || true
         fi
-    fi
+    done
     pulse_services_stop
     [ -n "$WORK_DIR" ] && rm -rf "$WORK_DIR"
     exit "$rc"
@@ -46,9 +50,22 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 pulse_ensure_venv base
+BENCHES="${PULSE_BENCH:-ingest messages}"
+for name in $BENCHES; do
+    case "$name" in
+        ingest|messages) ;;
+        *) echo "PULSE_BENCH: unknown benchmark '$name' (ingest, messages)" >&2; exit 2 ;;
+    esac
+done
 for arg in "$@"; do
     case "$arg" in
-        -h|--help) exec "$PULSE_VENV/bin/python" -m bench.ingest --help ;;
+        -h|--help)
+            for name in $BENCHES; do
+                echo "== bench/$name.py (PULSE_BENCH=$name)"
+                "$PULSE_VENV/bin/python" -m "bench.$name" --help
+                echo
+            done
+            exit 0 ;;
     esac
 done
 pulse_ensure_system_packages postgresql redis
@@ -57,15 +74,23 @@ WORK_DIR="$(mktemp -d "${TMPDIR:-/tmp}/pulse-bench.XXXXXX")"
 pulse_pg_start pulse_bench
 pulse_redis_start
 
-json_args=()
-[ -n "${PULSE_BENCH_JSON:-}" ] && json_args=(--json "$PULSE_BENCH_JSON")
-
-# In the background and waited on, so a Ctrl-C or TERM reaches the trap at once.
-PYTHONUNBUFFERED=1 DATABASE_URL="$PULSE_PG_URL" REDIS_URL="$PULSE_REDIS_URL/0" \
-    "$PULSE_VENV/bin/python" -m bench.ingest --work-dir "$WORK_DIR/ingest" \
-    ${json_args[@]+"${json_args[@]}"} "$@" </dev/null &
-BENCH_PID=$!
-rc=0
-wait "$BENCH_PID" || rc=$?
-BENCH_PID=""
-exit "$rc"
+count=0
+for name in $BENCHES; do count=$((count + 1)); done
+for name in $BENCHES; do
+    json_args=()
+    if [ -n "${PULSE_BENCH_JSON:-}" ]; then
+        json="$PULSE_BENCH_JSON"
+        [ "$count" -gt 1 ] && json="${PULSE_BENCH_JSON%.json}-$name.json"
+        json_args=(--json "$json")
+    fi
+    echo "==> bench/$name.py" >&2
+    # In the background and waited on, so a Ctrl-C or TERM reaches the trap at once.
+    PYTHONUNBUFFERED=1 DATABASE_URL="$PULSE_PG_URL" REDIS_URL="$PULSE_REDIS_URL/0" \
+        "$PULSE_VENV/bin/python" -m "bench.$name" --work-dir "$WORK_DIR/$name" \
+        ${json_args[@]+"${json_args[@]}"} "$@" </dev/null &
+    BENCH_PID=$!
+    rc=0
+    wait "$BENCH_PID" || rc=$?
+    BENCH_PID=""
+    [ "$rc" -eq 0 ] || exit "$rc"
+done
