@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import docs, health, signals, users
+from .views import docs, health, lifecycle, signals, users
 from .views import segment as segment_views
 
 urlpatterns = [
@@ -10,6 +10,7 @@ urlpatterns = [
     # A ref is one path segment (engagement/refs.py); sub-routes of a user follow it.
     path("api/v1/users/<str:user_ref>", users.user_detail, name="user-detail"),
     path("api/v1/users/<str:user_ref>/token", users.user_token, name="user-token"),
+    path("api/v1/users/<str:user_ref>/lifecycle", lifecycle.lifecycle_response, name="user-lifecycle"),
     path("api/v1/signals", signals.signals_collection, name="signals"),
     # Segment-compatible tracking API (engagement/segment.py)
     path("v1/track", segment_views.track, name="segment-track"),

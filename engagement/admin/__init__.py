@@ -9,7 +9,16 @@ habits of `common.LargeTableAdmin`.
 
 from django.contrib import admin
 
-from . import api_keys, erasures, imports, jobs, signals, tenants, users  # noqa: F401 - registers the admins
+from . import (  # noqa: F401 - registers the admins
+    api_keys,
+    erasures,
+    imports,
+    jobs,
+    lifecycle,
+    signals,
+    tenants,
+    users,
+)
 from .login import ThrottledAdminLoginForm
 
 admin.site.site_header = "Pulse admin"

@@ -2,6 +2,7 @@ from .identity import EndUser, Erasure, Membership, Tenant, UserAlias
 from .imports import ImportRun
 from .jobs import JobRun
 from .keys import ApiKey
+from .lifecycle import LifecycleState, LifecycleTransition
 from .logins import LoginFailure
 from .signals import Signal, SignalQueue
 
@@ -11,6 +12,8 @@ __all__ = [
     "Erasure",
     "ImportRun",
     "JobRun",
+    "LifecycleState",
+    "LifecycleTransition",
     "LoginFailure",
     "Membership",
     "Signal",
