@@ -185,12 +185,14 @@ def record_changes(changes: Sequence[Change], *, trigger: Trigger, cause: Cause,
         )
         for c in changes
     ])
+    # A state's creation at the first activity is logged, but it changes no earlier state:
+    # rules watching users see that activity signal itself, so no `$lifecycle.changed`.
     record_system_signals([
         SystemSignal(
             c.user_id, CHANGED, c.actor or cause.actor, occurred_at=c.at, realtime=c.realtime and act,
             properties={"from": c.from_state, "to": c.to_state, "trigger": trigger.name},
         )
-        for c in changes
+        for c in changes if c.from_state is not None
     ], now=now)
     if act and trigger.message:
         queue = import_string(settings.PULSE_OUTBOX)

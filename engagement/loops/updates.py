@@ -12,6 +12,7 @@ joins): with a join Django rewrites it to `pk IN (SELECT …)`, and the
 database would no longer re-check the rule on the row it locks.
 """
 
+from django.core.exceptions import EmptyResultSet
 from django.db import transaction
 from django.db.models import QuerySet, sql
 
@@ -28,5 +29,9 @@ def update_returning(queryset: QuerySet, values: dict, returning: tuple[str, ...
     if query.count_active_tables() > 1:
         raise ValueError("a conditional update must not join: use correlated subqueries")
     returned = [meta.get_field(name) for name in returning]
-    with transaction.mark_for_rollback_on_error(using=queryset.db):
-        return query.get_compiler(queryset.db).execute_returning_sql(returned)
+    compiler = query.get_compiler(queryset.db)
+    try:
+        with transaction.mark_for_rollback_on_error(using=queryset.db):
+            return compiler.execute_returning_sql(returned)
+    except EmptyResultSet:  # `pk__in=[]` and the like: nothing to update, no statement sent
+        return []
