@@ -217,11 +217,13 @@ PULSE_CORS_ORIGINS = env.list("PULSE_CORS_ORIGINS", default=[])
 PULSE_SIGNAL_HANDLERS = [
     "engagement.handlers.record_last_seen",
     "engagement.loops.items.track_item_engagement",
+    "engagement.loops.lifecycle_activity.record_lifecycle_activity",
 ]
 PULSE_USER_MERGE_HANDLERS = [
     "engagement.merge_handlers.move_memberships",
     "engagement.merge_handlers.move_signals",
     "engagement.loops.item_people.merge_item_engagement",
+    "engagement.loops.lifecycle_handlers.merge_lifecycle",
     "campaigns.merge_handlers.move_messages",
     "campaigns.merge_handlers.merge_preferences",
 ]
@@ -229,15 +231,18 @@ PULSE_USER_ERASE_HANDLERS = [
     "engagement.erase_handlers.erase_signals",
     "engagement.erase_handlers.count_memberships",
     "engagement.loops.item_people.erase_item_engagement",
+    "engagement.loops.lifecycle_handlers.erase_lifecycle",
     "campaigns.erase_handlers.scrub_messages",
 ]
 PULSE_USER_SECTIONS = [
     "engagement.user_sections.memberships",
     "engagement.user_sections.recent_signals",
+    "engagement.loops.lifecycle_handlers.lifecycle_section",
 ]
 PULSE_USER_ADMIN_PANELS = [
     "engagement.admin_panels.recent_signals",
     "engagement.loops.item_people.item_engagement_panel",
+    "engagement.loops.lifecycle_handlers.lifecycle_panel",
     "campaigns.admin_panels.preferences_panel",
     "campaigns.admin_panels.inbox_panel",
 ]
@@ -252,6 +257,7 @@ PULSE_AUDIENCES = []
 # Called by engagement/demo.py as seeder(seed=, days=, now=) after the users' history is written.
 PULSE_DEMO_SEEDERS = [
     "campaigns.demo.seed_messages",
+    "engagement.loops.lifecycle_demo.seed_lifecycle",
 ]
 # What the lifecycle and profile leaves of bucket criteria read (buckets/criteria/sources.py):
 # dotted paths to the lifecycle-state model, the stored profile-feature model and profiles'
@@ -269,6 +275,10 @@ PULSE_SCHEDULES = [
     {
         "kind": "prune_job_runs", "cron": "17 3 * * *", "func": "engagement.maintenance.prune_job_runs",
         "queue": "default", "timeout": 600,
+    },
+    {
+        "kind": "daily_engagement", "cron": "0 6 * * *",
+        "func": "engagement.loops.daily_engagement.daily_engagement_job", "queue": "sweeps", "timeout": 1800,
     },
     {
         "kind": "prune_messages", "cron": "47 3 * * *", "func": "campaigns.retention.prune_messages",
@@ -296,9 +306,20 @@ PULSE_TICK_HOOKS = [
     "campaigns.delivery.tick_hook",
 ]
 
+# --- The lifecycle loop (engagement/loops/) ---------------------------------
+# Days without activity (of 24 hours) before an active user gets the goodbye.
+PULSE_INACTIVITY_DAYS = env.float("PULSE_INACTIVITY_DAYS", default=14)
+# lookup(key) -> queryset of per-tenant calibrations (tenant_id, days), used while LOOPS_ENABLED
+# (engagement/loops/thresholds.py); None turns calibrated thresholds off.
+PULSE_CALIBRATION_LOOKUP = "engagement.loops.thresholds.calibration_table"
+# Users per chunk of the daily engagement job.
+PULSE_LIFECYCLE_CHUNK_SIZE = env.int("PULSE_LIFECYCLE_CHUNK_SIZE", default=5000)
+
 # --- Messages (campaigns/) --------------------------------------------------
 # The outbox port the engagement loops queue messages through (docs/ARCHITECTURE.md §2).
 PULSE_OUTBOX = "campaigns.outbox.queue_messages"
+# suppressed(category, user_id) -> SQL condition: the gate would drop that category for the user.
+PULSE_OUTBOX_SUPPRESSED = "campaigns.suppression.suppressed"
 PULSE_CHANNELS = {
     "in_app": "campaigns.channels.in_app.InAppChannel",
     "webhook": "campaigns.channels.webhook.WebhookChannel",

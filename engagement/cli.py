@@ -73,5 +73,12 @@ class JobCommand(BaseCommand):
             raise CommandError(exc.args[0]) from None
         self.stdout.write(job_run_summary(run))
         if run.status == "failed" or (self.fail_on_partial and run.failed):
-            errors = "; ".join(str(error) for error in run.errors[:3])
+            errors = "; ".join(map(error_text, run.errors[:3]))
             raise CommandError(f"{kind} failed: {errors or 'see the job run'}")
+
+
+def error_text(error) -> str:
+    """A stored job error: a string, or a per-item dict such as {"user_id", "check", "error"}."""
+    if isinstance(error, dict):
+        return " ".join(f"{key}={value}" for key, value in error.items())
+    return str(error)

@@ -182,6 +182,36 @@ class Outbox(Protocol):
     def __call__(self, rows: Sequence[Mapping[str, Any]], /, *, now: datetime) -> object: ...
 
 
+class OutboxSuppression(Protocol):
+    """PULSE_OUTBOX_SUPPRESSED: one dotted path (or None) to `suppressed(category, user_id)`.
+
+    Which users the send gate would drop for a message category, as SQL, so a
+    loop can leave those users where they are instead of moving them towards a
+    message nobody receives. `user_id` is an expression naming the caller's
+    user column (`OuterRef("user_id")`); the answer is a boolean expression
+    (`Exists(...)`, or `Value(False)` for a category preferences never stop)
+    the caller puts inside its own conditional UPDATE. Reads only, no query of
+    its own: set-based by construction. Implemented by
+    `campaigns.suppression.suppressed`, next to the gate it restates.
+    """
+
+    def __call__(self, category: str, user_id: Any, /) -> Any: ...
+
+
+class CalibrationLookup(Protocol):
+    """PULSE_CALIBRATION_LOOKUP: one dotted path (or None) to `lookup(key)`.
+
+    Per-tenant calibrated values for `key` (e.g. `inactivity-threshold-days`):
+    a queryset with a `tenant_id` and a numeric `days` per row, at most one
+    row per tenant, or None when there is nothing to read yet. The loops join
+    it in SQL through the user's primary tenant (never one query per user)
+    and fall back to their setting where a tenant has no row. Consulted only
+    while LOOPS_ENABLED is on.
+    """
+
+    def __call__(self, key: str, /) -> Any: ...
+
+
 class ScheduledJob(Protocol):
     """The `func` of a PULSE_SCHEDULES entry: one window of a scheduled job.
 
@@ -244,5 +274,7 @@ REGISTRIES: dict[str, Registry] = {
     "PULSE_AUDIENCES": Registry(Audience, "keys"),
     "PULSE_TICK_HOOKS": Registry(TickHook, "callables"),
     "PULSE_OUTBOX": Registry(Outbox, "path"),
+    "PULSE_OUTBOX_SUPPRESSED": Registry(OutboxSuppression, "path"),
+    "PULSE_CALIBRATION_LOOKUP": Registry(CalibrationLookup, "path"),
     "PULSE_SCHEDULES": Registry(ScheduledJob, "schedules"),
 }

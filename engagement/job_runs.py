@@ -35,8 +35,10 @@ class JobResult:
     succeeded: int = 0
     failed: int = 0
     skipped: int = 0
-    errors: list[str] = field(default_factory=list)
+    # Strings, or dicts for per-item failures ({"user_id", "check", "error"}); stored as JSON.
+    errors: list = field(default_factory=list)
     cursor: dict | None = None
+    duration_ms: int | None = None  # the job's own measure; the run records its wall time anyway
 
 
 class LeaseLost(Exception):

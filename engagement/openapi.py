@@ -48,6 +48,10 @@ USER_REF = {
 IDENTIFY = {"$ref": "#/components/schemas/Identify"}
 SIGNAL = {"$ref": "#/components/schemas/Signal"}
 TOKEN_REQUEST = {"$ref": "#/components/schemas/TokenRequest"}
+LIFECYCLE_RESPONSE = {
+    "type": "object", "additionalProperties": False, "required": ["response"],
+    "properties": {"response": {"enum": ["confused", "busy", "no_thanks", "stop"]}},
+}
 SIGNAL_BATCH = {
     "type": "object", "additionalProperties": False, "required": ["signals"],
     "properties": {"signals": {"type": "array", "minItems": 1, "maxItems": settings.PULSE_MAX_BATCH,
@@ -79,6 +83,16 @@ FRAGMENT = {
                         "optional: {ttl_seconds}", "send", status="201", params=[USER_REF],
                         body=TOKEN_REQUEST, body_required=False,
                         responses={"404": {"description": "no such user"}}),
+        },
+        "/api/v1/users/{user_ref}/lifecycle": {
+            "post": _op("Answer the goodbye: confused (help flow), busy (remind in 14 days), no_thanks "
+                        "(dormant) while the goodbye is outstanding; stop in any state (sets "
+                        "reengagement_opt_out, ends an open goodbye, help flow or reminder). The "
+                        "answer is {lifecycle: LIFECYCLE}", "send", params=[USER_REF],
+                        body=LIFECYCLE_RESPONSE, responses={
+                            "404": {"description": "no such user"},
+                            "409": {"description": "invalid_transition: not valid in the user's "
+                                    "state now", "content": _json(ERROR)}}),
         },
         "/api/v1/signals": {
             "post": _op(f"Ingest one signal or {{signals: [...]}} of up to {settings.PULSE_MAX_BATCH}. "

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import calibrations, docs, engagement_items, health, signals, users
+from .views import calibrations, docs, engagement_items, health, lifecycle, signals, users
 from .views import segment as segment_views
 
 urlpatterns = [
@@ -14,6 +14,7 @@ urlpatterns = [
          name="user-engagement"),
     path("api/v1/users/<str:user_ref>/rank", engagement_items.user_rank, name="user-rank"),
     path("api/v1/calibrations", calibrations.calibrations, name="calibrations"),
+    path("api/v1/users/<str:user_ref>/lifecycle", lifecycle.lifecycle_response, name="user-lifecycle"),
     path("api/v1/signals", signals.signals_collection, name="signals"),
     # Segment-compatible tracking API (engagement/segment.py)
     path("v1/track", segment_views.track, name="segment-track"),

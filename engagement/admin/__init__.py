@@ -15,6 +15,7 @@ from . import (  # noqa: F401 - registers the admins
     erasures,
     imports,
     jobs,
+    lifecycle,
     signals,
     tenants,
     users,

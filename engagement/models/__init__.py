@@ -2,6 +2,7 @@ from .identity import EndUser, Erasure, Membership, Tenant, UserAlias
 from .imports import ImportRun
 from .jobs import JobRun
 from .keys import ApiKey
+from .lifecycle import LifecycleState, LifecycleTransition
 from .logins import LoginFailure
 from .loops import Calibration, CalibrationHistory, ItemEngagement
 from .signals import Signal, SignalQueue
@@ -15,6 +16,8 @@ __all__ = [
     "ImportRun",
     "ItemEngagement",
     "JobRun",
+    "LifecycleState",
+    "LifecycleTransition",
     "LoginFailure",
     "Membership",
     "Signal",

@@ -87,3 +87,40 @@ def test_staff_log_in_and_open_every_admin_list_and_a_user_page(site, live_serve
     shot = tmp_path / "user-page.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.exists() and shot.stat().st_size > 1000
+
+
+@pytest.fixture
+def lifecycle_site(site):
+    from engagement.models import LifecycleState, LifecycleTransition
+
+    now = timezone.now()
+    user = site["user"]
+    LifecycleState.objects.create(user=user, state="goodbye_sent", last_activity_at=now - timedelta(days=15),
+                                  changed_at=now, goodbye_sent_at=now,
+                                  goodbye_expires_at=now + timedelta(days=2))
+    for days in (0, 3, 3, 12):
+        LifecycleTransition.objects.create(user=user, from_state="active", to_state="goodbye_sent",
+                                           trigger="inactivity_14d", at=now - timedelta(days=days),
+                                           actor="job:daily_engagement")
+    return site
+
+
+def test_staff_see_the_lifecycle_overview_chart_and_the_users_lifecycle(lifecycle_site, live_server, page):
+    page.goto(f"{live_server.url}/admin/login/")
+    page.fill("#id_username", "staff")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{live_server.url}/admin/")
+
+    response = page.goto(f"{live_server.url}/admin/engagement/lifecyclestate/overview/")
+    assert response.status == 200
+    assert page.locator("td.pulse-count[data-state=goodbye_sent]").inner_text() == "1"
+    chart = page.locator("svg#lifecycle-chart")
+    assert chart.is_visible()
+    assert chart.locator("rect.bar").count() == 3, "three days with transitions"
+    box = chart.bounding_box()
+    assert box["width"] > 300 and box["height"] > 100, "the chart is drawn, not collapsed"
+
+    page.goto(f"{live_server.url}/admin/engagement/enduser/{lifecycle_site['user'].pk}/change/")
+    assert page.locator(".pulse-lifecycle-state").inner_text() == "goodbye_sent"
+    assert page.locator("table.pulse-lifecycle-transitions tbody tr").count() == 4
