@@ -74,7 +74,10 @@ def test_valid_criteria_have_no_errors():
     pytest.param({"lifecycle": "dormant"}, "criteria.lifecycle", id="lifecycle without a lifecycle source"),
     pytest.param({"profile": "sessions", "op": "exists"}, "criteria.profile", id="profile without a source"),
 ])
-def test_each_rule_reports_its_error_at_its_path(criteria, field):
+def test_each_rule_reports_its_error_at_its_path(criteria, field, settings):
+    # A deployment without the lifecycle and profile sources (both exist in this one).
+    settings.PULSE_BUCKET_SOURCES = {**settings.PULSE_BUCKET_SOURCES, "lifecycle": "nowhere.Lifecycle",
+                                     "profile": "nowhere.Profile"}
     assert field in fields(criteria, positive=False)
 
 
@@ -85,7 +88,8 @@ def test_every_error_is_reported_at_once():
                                      "criteria.all[1].value", "criteria.all[2].any"}
 
 
-def test_the_unavailable_lifecycle_says_so_plainly():
+def test_the_unavailable_lifecycle_says_so_plainly(settings):
+    settings.PULSE_BUCKET_SOURCES = {**settings.PULSE_BUCKET_SOURCES, "lifecycle": "nowhere.Lifecycle"}
     assert messages({"lifecycle": "dormant"})["criteria.lifecycle"] == (
         "lifecycle states are not available in this deployment")
 

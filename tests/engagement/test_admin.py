@@ -458,7 +458,7 @@ def test_the_user_page_does_a_bounded_number_of_queries_whatever_the_history(
     # 14 for the core page and its panel, plus one query each for the campaigns panels
     # (preferences, inbox), item engagement's, and three more with the lifecycle panel (its
     # state and transitions, and its savepoint)
-    with django_assert_max_num_queries(21):
+    with django_assert_max_num_queries(22):
         response = admin_client.get(change("enduser", world["alice"].pk))
     assert response.status_code == 200
 
