@@ -9,6 +9,8 @@ import re
 
 from django.db import IntegrityError, transaction
 
+from engagement.validation import unstorable_text_path
+
 from .criteria import fingerprint, validate_criteria
 from .models import Bucket
 
@@ -79,6 +81,8 @@ def _text_errors(field: str, value, *, required: bool, longest: int) -> list[dic
                  if required else "must be a string"}]
     if len(value) > longest:
         return [{"field": field, "message": f"at most {longest} characters"}]
+    if unstorable_text_path(value, field):
+        return [{"field": field, "message": "must be valid UTF-8 text without NUL characters"}]
     return []
 
 

@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 from django.db import transaction
 
+from engagement.validation import unstorable_text_path
+
 from . import rendering, secrets
 from .models import Category, Channel, MessageTemplate, TemplateVersion
 
@@ -51,6 +53,10 @@ def validate(doc: dict) -> dict:
     def err(path, message):
         errors.append({"field": path, "message": message})
 
+    bad_text = unstorable_text_path(doc, "")
+    if bad_text:
+        raise InvalidTemplate([{"field": bad_text or "(root)",
+                                "message": "must be valid UTF-8 text without NUL characters"}])
     for name in sorted(set(doc) - FIELDS):
         err(name, "is not a template field")
     channel, category = doc.get("channel"), doc.get("category")

@@ -149,6 +149,47 @@ def find_user(ids: Identifiers) -> EndUser | None:
     return min(users.values(), key=lambda u: u.pk)
 
 
+# --- linking by email from public keys ---------------------------------------
+
+PUBLIC_EMAIL_LINK = (
+    "the email in this request names an existing user, and a key without the 'read' scope "
+    "cannot link other identifiers to a user by email; send this from your server with a key "
+    "that also has 'read'"
+)
+
+
+def links_by_email(identities: Sequence[Identifiers]) -> set[Identifiers]:
+    """The identities that would attach their external or anonymous id to an existing user
+    found only through their email. One query.
+
+    An email sent from a public (`ingest`-only) key is unverified: anyone can type one. If it
+    could link a new external id to the user who owns that email, a browser key would take
+    that user over (its properties, its inbox through a user token minted for the new id, its
+    erasure). Servers, which know their users' emails are theirs, use a key that also reads.
+    """
+    emails = {ids.email for ids in identities if ids.email and (ids.external_id or ids.anonymous_id)}
+    if not emails:
+        return set()
+    owners = {
+        email: (external_id, anonymous_id)
+        for email, external_id, anonymous_id in EndUser.objects.filter(
+            deleted_at__isnull=True, email__in=emails
+        ).values_list("email", "external_id", "anonymous_id")
+    }
+    return {
+        ids for ids in identities
+        if (ids.external_id or ids.anonymous_id) and ids.email in owners and _links(ids, *owners[ids.email])
+    }
+
+
+def _links(ids: Identifiers, external_id: str | None, anonymous_id: str | None) -> bool:
+    """Whether the email is what ties the request to its owner: neither of the request's
+    other identifiers names that owner already (a device's own anonymous id does)."""
+    if ids.external_id and ids.external_id == external_id:
+        return False
+    return not (ids.anonymous_id and ids.anonymous_id == anonymous_id)
+
+
 # --- resolving one identity -----------------------------------------------
 
 

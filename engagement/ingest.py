@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 
 from . import idempotency
 from .bulk import insert_returning
-from .identity import Identifiers, resolve_users
+from .identity import PUBLIC_EMAIL_LINK, Identifiers, IdentityConflict, links_by_email, resolve_users
 from .models import EndUser, Signal
 from .pipeline import enqueue
 from .tenancy import ensure_memberships, ensure_tenants
@@ -69,6 +69,7 @@ def ingest_signals(
     source: str,
     now: datetime,
     offset: int = 0,
+    public: bool = False,
 ) -> IngestResult:
     """Store `items` as signals; an item failing the timing rules, reusing a key for other
     content, or naming users in conflict is rejected alone.
@@ -91,6 +92,8 @@ def ingest_signals(
         return result
     with transaction.atomic():
         valid = _judge_keys(timely, result, offset)
+        if valid and public:
+            valid = _reject_email_links(valid, result, offset)
         if valid:
             conflicts: dict[Identifiers, str] = {}
             users = resolve_users([i.ids for _, i in valid], now=now, conflicts=conflicts)
@@ -103,6 +106,19 @@ def ingest_signals(
             result.signal_ids = [row["id"] for row in written]
     result.rejected.sort(key=lambda entry: entry["index"])
     return result
+
+
+def _reject_email_links(valid, result: IngestResult, offset: int) -> list[tuple[int, SignalInput]]:
+    """From a public key, an item whose email would link its other ids to the email's owner
+    is rejected alone (identity.links_by_email says why)."""
+    linking = links_by_email([item.ids for _, item in valid])
+    if not linking:
+        return valid
+    error = {"field": "user", "message": PUBLIC_EMAIL_LINK, "code": IdentityConflict.code}
+    for index, item in valid:
+        if item.ids in linking:
+            result.rejected.append({"index": index + offset, "errors": [error]})
+    return [(index, item) for index, item in valid if item.ids not in linking]
 
 
 def _judge_keys(timely, result: IngestResult, offset: int) -> list[tuple[int, SignalInput]]:

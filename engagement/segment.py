@@ -60,7 +60,7 @@ from . import idempotency, people, schemas
 from . import validation as v
 from .api import ApiError, decode_json_object
 from .http_body import decoded_body
-from .identity import Identifiers, IdentityConflict
+from .identity import PUBLIC_EMAIL_LINK, Identifiers, IdentityConflict, links_by_email
 from .ingest import SignalInput, ingest_signals
 from .models import Signal
 from .signal_names import RESERVED_CODE, RESERVED_MESSAGE, is_reserved
@@ -387,10 +387,11 @@ def _check_text(value: str, where: str) -> None:
 # --- storing -------------------------------------------------------------------
 
 
-def receive(kind: str, payload: dict, *, now: datetime, actor: str) -> dict:
+def receive(kind: str, payload: dict, *, now: datetime, actor: str, public: bool = False) -> dict:
     """Store one call (`kind` is a message type) or a batch; return the 200 body.
 
     `actor` (`api_key:<name>`) goes on the system signals of identify, group and alias.
+    `public` (a write key without the read scope) forbids linking ids to a user by email.
 
     Raises ApiError(400) when a single call is invalid or when no message of a
     batch could be stored; a batch otherwise succeeds and lists what it dropped.
@@ -421,7 +422,7 @@ def receive(kind: str, payload: dict, *, now: datetime, actor: str) -> dict:
             continue
         (signals if isinstance(message, SignalInput) else calls).append((index, message))
 
-    store(signals, calls, now=now, actor=actor, outcome=outcome)
+    store(signals, calls, now=now, actor=actor, outcome=outcome, public=public)
 
     if outcome.dropped:
         codes = Counter(d["code"] for d in outcome.dropped)
@@ -446,6 +447,7 @@ def store(
     now: datetime,
     actor: str,
     outcome: Outcome,
+    public: bool = False,
 ) -> None:
     """Identify/group/alias in order, then every signal in one bulk ingest; one transaction.
 
@@ -457,7 +459,11 @@ def store(
     """
     with transaction.atomic():
         verdicts = idempotency.verdicts([(c.idempotency_key, c.request_hash) for _, c in calls])
+        linking = links_by_email([c.ids for _, c in calls]) if public else set()
         for (index, call), verdict in zip(calls, verdicts, strict=True):
+            if call.ids in linking and verdict != idempotency.DUPLICATE:
+                outcome.drop(index, PUBLIC_EMAIL_LINK, IdentityConflict.code)
+                continue
             if verdict == idempotency.DUPLICATE:
                 outcome.duplicates += 1
                 continue
@@ -474,16 +480,18 @@ def store(
             else:
                 outcome.duplicates += 1
         if signals:
-            _ingest(signals, now=now, outcome=outcome)
+            _ingest(signals, now=now, outcome=outcome, public=public)
 
 
 CONFLICT_MESSAGE = "messageId was already used for a different message"
 
 
-def _ingest(signals: list[tuple[int, SignalInput]], *, now: datetime, outcome: Outcome) -> None:
+def _ingest(
+    signals: list[tuple[int, SignalInput]], *, now: datetime, outcome: Outcome, public: bool = False
+) -> None:
     """One bulk ingest; items it rejects (timing, reused messageIds, identity conflicts) are
     dropped alone."""
-    result = ingest_signals([s for _, s in signals], source=Signal.Source.SEGMENT, now=now)
+    result = ingest_signals([s for _, s in signals], source=Signal.Source.SEGMENT, now=now, public=public)
     outcome.accepted += result.accepted
     outcome.duplicates += result.duplicates
     positions = [index for index, _ in signals]

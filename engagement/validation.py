@@ -254,6 +254,24 @@ def _depth(value, level: int = 0) -> int:
     return level
 
 
+def unstorable_text_path(value, path: str) -> str | None:
+    """The path of the first key or string in a JSON value that no database can hold (NUL,
+    lone surrogates), or None. Walked without recursion, so any depth is safe."""
+    stack = [(value, path)]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, str) and _bad_text(node):
+            return where
+        if isinstance(node, dict):
+            for key, child in node.items():
+                if isinstance(key, str) and _bad_text(key):
+                    return where
+                stack.append((child, f"{where}.{key}" if where else str(key)))
+        elif isinstance(node, list):
+            stack.extend((child, f"{where}[{i}]") for i, child in enumerate(node))
+    return None
+
+
 def _bad_text(value: str) -> bool:
     """NUL and lone surrogates (\\ud800) are valid JSON but no database stores them."""
     if "\x00" in value:

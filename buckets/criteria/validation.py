@@ -13,6 +13,8 @@ from collections.abc import Callable
 
 from jsonschema import Draft202012Validator
 
+from engagement.validation import unstorable_text_path
+
 from . import sources
 from .compiler import stored_bucket
 from .durations import LONGEST, parse_duration
@@ -45,6 +47,9 @@ def validate_criteria(criteria, *, slug: str | None = None, positive: bool = Tru
     too_big = _size_error(criteria)
     if too_big:
         return [{"field": prefix, "message": too_big}]
+    bad_text = unstorable_text_path(criteria, prefix)
+    if bad_text:
+        return [{"field": bad_text, "message": "must be valid UTF-8 text without NUL characters"}]
     errors = [_schema_error(error, prefix) for error in _validator.iter_errors(criteria)]
     errors.extend(Semantics(prefix, slug, bucket).check(criteria, ()))
     if positive and not errors and not is_positive(criteria):

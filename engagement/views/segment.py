@@ -28,7 +28,10 @@ def _endpoint(kind: str):
             payload = segment.read_payload(request)
             if not header_key:
                 authorize(request, SCOPE, segment.body_write_key(payload), challenge=CHALLENGE)
-            return JsonResponse(segment.receive(kind, payload, now=received_at, actor=request.actor))
+            return JsonResponse(segment.receive(
+                kind, payload, now=received_at, actor=request.actor,
+                public=not request.principal.allows("read"),
+            ))
         except ApiError as exc:
             return _error(exc)
 

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from .. import validation as v
-from ..api import ApiError, api_view, json_response, parse_json_object
+from ..api import ApiError, allows, api_view, json_response, parse_json_object
 from ..ingest import ingest_signals
 from ..native import parse_signal
 
@@ -41,7 +41,7 @@ def signals_collection(request):
             positions.append(index)
         except v.Invalid as exc:
             rejected.append({"index": index, "errors": exc.errors})
-    result = ingest_signals(parsed, source="api", now=timezone.now())
+    result = ingest_signals(parsed, source="api", now=timezone.now(), public=not allows(request, "read"))
     for entry in result.rejected:
         entry["index"] = positions[entry["index"]]
     rejected = sorted(rejected + result.rejected, key=lambda r: r["index"])

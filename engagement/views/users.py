@@ -8,9 +8,10 @@ from .. import schemas, user_tokens
 from .. import validation as v
 from ..api import ApiError, allows, api_view, json_response, parse_json_object, user_for_ref
 from ..erase import erase_user
+from ..identity import PUBLIC_EMAIL_LINK, IdentityConflict, links_by_email
 from ..native import parse_identify
 from ..people import identify
-from ..refs import canonical_ref
+from ..refs import canonical_ref, ref_for
 from ..user_sections import render_sections
 
 TOKEN = schemas.spec(schemas.TOKEN_REQUEST)
@@ -18,11 +19,17 @@ TOKEN = schemas.spec(schemas.TOKEN_REQUEST)
 
 @api_view({"POST": "ingest"})
 def users_collection(request):
-    """Identify. An `ingest` key learns only the user's ref: it may ship inside client apps."""
+    """Identify. An `ingest`-only key may ship inside client apps, so it learns nothing it did
+    not send: the ref it gets back is made of the request's own strongest identifier (the
+    canonical ref could reveal an external id it never knew), and it may not link ids to a
+    user by email (`identity.links_by_email`)."""
     try:
         change = parse_identify(parse_json_object(request))
     except v.Invalid as exc:
         raise ApiError(400, "invalid_request", "the body has invalid fields", exc.errors) from None
+    reads = allows(request, "read")
+    if not reads and links_by_email([change.ids]):
+        raise IdentityConflict(PUBLIC_EMAIL_LINK)
     resolution = identify(
         change.ids,
         now=timezone.now(),
@@ -34,9 +41,7 @@ def users_collection(request):
         reengagement_opt_out=change.reengagement_opt_out,
     )
     status = 201 if resolution.created else 200
-    body = serialize_user(resolution.user) if allows(request, "read") else {
-        "id": canonical_ref(resolution.user)
-    }
+    body = serialize_user(resolution.user) if reads else {"id": own_ref(change.ids)}
     body["created"] = resolution.created
     body["merged_user_ids"] = resolution.merged_ids
     return json_response(body, status=status)
@@ -87,6 +92,12 @@ USER_FIELDS = (
     "reengagement_opt_out", "first_seen_at", "last_seen_at", "primary_tenant",
 )
 RESERVED_KEYS = (*USER_FIELDS, "sections_failed", "created", "merged_user_ids")
+
+
+def own_ref(ids) -> str:
+    """A ref naming the identified user made only of what the request itself sent."""
+    kind, value = ids.pairs()[0]
+    return ref_for(kind, value)
 
 
 def serialize_user(user) -> dict:

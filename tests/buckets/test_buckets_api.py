@@ -206,3 +206,26 @@ def test_every_bucket_route_is_in_the_openapi_document_with_its_scopes(client):
     assert paths["/api/v1/buckets/preview"]["post"]["x-pulse-scope"] == "read"
     assert {m: op["x-pulse-scope"] for m, op in paths["/api/v1/buckets/{slug}"].items()} == {
         "get": "read", "put": "admin", "delete": "admin"}
+
+
+@pytest.mark.parametrize("criteria, field", [
+    ({"property": "a\u0000b", "op": "exists"}, "criteria.property"),
+    ({"event": "x", "check": "exists", "where": [{"property": "p\u0000", "op": "exists"}]},
+     "criteria.where[0].property"),
+    ({"event": "x\u0000", "check": "exists"}, "criteria.event"),
+    ({"tenant": "\ud800"}, "criteria.tenant"),
+])
+def test_nul_and_lone_surrogates_in_criteria_are_400s_at_their_path(api_as, criteria, field):
+    preview = api_as("read").post_json("/api/v1/buckets/preview", {"criteria": criteria})
+    assert preview.status_code == 400
+    assert preview.json()["error"]["details"][0]["field"] == field
+    saved = api_as("admin").post_json("/api/v1/buckets", {"slug": "nul", "name": "x", "criteria": criteria})
+    assert saved.status_code == 400
+
+
+@pytest.mark.parametrize("field", ["name", "description"])
+def test_a_bucket_name_or_description_with_a_nul_is_refused(api_as, field):
+    body = {"slug": "named", "name": "ok", "criteria": DORMANT, field: "a\u0000b"}
+    response = api_as("admin").post_json("/api/v1/buckets", body)
+    assert response.status_code == 400
+    assert response.json()["error"]["details"][0]["field"] == field

@@ -176,3 +176,14 @@ def test_the_lifecycle_templates_ship_in_english_and_german():
     assert set(goodbye.variants) == set(help_.variants) == {"en", "de"}
     assert [a["id"] for a in goodbye.actions] == ["confused", "busy", "no_thanks", "stop"]
     assert all(set(a["labels"]) == {"en", "de"} for a in goodbye.actions)
+
+
+@pytest.mark.parametrize("doc, field", [
+    ({**IN_APP, "variants": {"en": {"subject": "a\u0000b", "text": "t"}}}, "variants.en.subject"),
+    ({**IN_APP, "variants": {"en": {"subject": "s", "text": "\ud800"}}}, "variants.en.text"),
+])
+def test_text_no_database_stores_is_a_400_at_its_path(api_as, doc, field):
+    response = put(api_as("admin"), "nul.text", doc)
+    assert response.status_code == 400
+    assert response.json()["error"]["details"][0]["field"] == field
+    assert not MessageTemplate.objects.filter(key="nul.text").exists()
