@@ -20,9 +20,9 @@ def staleness_chart(figures) -> SafeString:
             width = WIDTH * count / figure.total if figure.total else 0
             if width:
                 parts.append(format_html(
-                    '<rect x="{:.1f}" y="{}" width="{:.1f}" height="16" fill="{}" class="bar-{}">'
+                    '<rect x="{}" y="{}" width="{}" height="16" fill="{}" class="bar-{}">'
                     "<title>{}: {} {}</title></rect>",
-                    x, y + 2, width, COLOURS[kind], kind, figure.name, count, kind,
+                    f"{x:.1f}", y + 2, f"{width:.1f}", COLOURS[kind], kind, figure.name, count, kind,
                 ))
             x += width
         rows.append(format_html(

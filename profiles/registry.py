@@ -57,6 +57,7 @@ class FeatureGroup:
     features: tuple[Feature, ...]
     # True when compute answers {user_id: value} for its only feature.
     single: bool = False
+    module: str = ""  # where it was declared
 
     def run(self, user_ids: Sequence[int], now) -> dict[str, dict[int, object]]:
         """Every feature of the group for `user_ids`: {feature: {user_id: value}}."""
@@ -75,7 +76,8 @@ def feature_group(*features: Feature, name: str | None = None, single: bool = Fa
     """Declare features computed together by the decorated `compute(user_ids, now)`."""
 
     def declare(compute: Callable) -> Callable:
-        group = FeatureGroup(name or f"{compute.__module__}.{compute.__qualname__}", compute, (), single)
+        group = FeatureGroup(name or f"{compute.__module__}.{compute.__qualname__}", compute, (), single,
+                             compute.__module__)
         bound = tuple(_bind(f, group) for f in features)
         object.__setattr__(group, "features", bound)
         DECLARED.append(group)
@@ -101,10 +103,6 @@ def _load_modules(modules: tuple[str, ...]) -> None:
         import_module(module)
 
 
-def load() -> None:
-    _load_modules(tuple(getattr(settings, "PULSE_PROFILE_FEATURE_MODULES", ())))
-
-
 def declared(modules: Sequence[str]) -> tuple[list[FeatureGroup], list[tuple[str, Exception]]]:
     """The groups declared by these modules (imported as needed) and the modules that failed."""
     failures = []
@@ -114,12 +112,15 @@ def declared(modules: Sequence[str]) -> tuple[list[FeatureGroup], list[tuple[str
         except Exception as exc:  # noqa: BLE001 - reported by the system check
             failures.append((module, exc))
     wanted = set(modules)
-    return [g for g in DECLARED if g.compute.__module__ in wanted], failures
+    return [g for g in DECLARED if g.module in wanted], failures
 
 
 def groups() -> list[FeatureGroup]:
-    load()
-    return list(DECLARED)
+    """The groups declared by the modules the setting lists (a module imported for another
+    reason, a test's say, adds nothing to the registry)."""
+    modules = tuple(getattr(settings, "PULSE_PROFILE_FEATURE_MODULES", ()))
+    _load_modules(modules)
+    return [group for group in DECLARED if group.module in modules]
 
 
 def features() -> dict[str, Feature]:

@@ -74,7 +74,9 @@ def test_valid_criteria_have_no_errors():
     pytest.param({"lifecycle": "dormant"}, "criteria.lifecycle", id="lifecycle without a lifecycle source"),
     pytest.param({"profile": "sessions", "op": "exists"}, "criteria.profile", id="profile without a source"),
 ])
-def test_each_rule_reports_its_error_at_its_path(criteria, field):
+def test_each_rule_reports_its_error_at_its_path(criteria, field, settings):
+    # "without a source": a deployment where neither source is plugged in (both apps exist here now).
+    settings.PULSE_BUCKET_SOURCES = {"lifecycle": "", "profile": "", "profile_refresh": ""}
     assert field in fields(criteria, positive=False)
 
 
