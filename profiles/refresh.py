@@ -134,8 +134,12 @@ def refresh_expired(features, users_queryset, now: datetime, *,
                     batch_size: int = DEFAULT_BATCH) -> ChunkResult:
     """Bring the named features of these users up to date (missing or expired only), set-based.
 
-    The entry point bucket criteria call before they join ProfileFeatureValue in SQL."""
-    return refresh_users(users_queryset, now, features=list(features), batch_size=batch_size)
+    The entry point bucket criteria call before they join ProfileFeatureValue in SQL. A name
+    the registry does not declare has no computation: its stored rows are read as they are."""
+    known = [name for name in features if name in registry.features()]
+    if not known:
+        return ChunkResult()
+    return refresh_users(users_queryset, now, features=known, batch_size=batch_size)
 
 
 def rebuild(users_queryset, now: datetime, *, features: Iterable[str] | None = None,

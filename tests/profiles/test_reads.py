@@ -145,3 +145,22 @@ def test_refresh_expired_brings_many_users_up_to_date_with_queries_per_chunk_not
     volumes = ProfileFeatureValue.objects.filter(name="tip_volume_30d").values_list("value", flat=True)
     assert set(volumes) == {1.0}
     assert not ProfileFeatureValue.objects.filter(name="signals_30d").exclude(user=users[0]).exists()
+
+
+def test_refresh_expired_skips_names_the_registry_does_not_declare(django_assert_num_queries):
+    user = EndUserFactory()
+    with django_assert_num_queries(0):
+        refresh_expired(["sessions"], EndUser.objects.filter(pk=user.pk), NOW)
+    refresh_expired(["sessions", "signals_30d"], EndUser.objects.filter(pk=user.pk), NOW)
+    assert list(ProfileFeatureValue.objects.values_list("name", flat=True)) == ["signals_30d"]
+
+
+def test_bucket_criteria_on_a_profile_feature_refresh_it_first_and_read_the_stored_value():
+    from buckets.criteria import matching_users
+
+    busy, quiet = EndUserFactory(), EndUserFactory()
+    for _ in range(3):
+        signal(busy, "tip.served", NOW - timedelta(hours=1))
+    matched = matching_users({"profile": "tip_volume_30d", "op": "gte", "value": 2}, NOW)
+    assert list(matched.values_list("pk", flat=True)) == [busy.pk]
+    assert ProfileFeatureValue.objects.get(user=quiet, name="tip_volume_30d").value == 0
