@@ -218,6 +218,7 @@ PULSE_SIGNAL_HANDLERS = [
     "engagement.handlers.record_last_seen",
     "engagement.loops.items.track_item_engagement",
     "engagement.loops.lifecycle_activity.record_lifecycle_activity",
+    "profiles.invalidation.drop_invalidated_values",
 ]
 PULSE_USER_MERGE_HANDLERS = [
     "engagement.merge_handlers.move_memberships",
@@ -226,6 +227,7 @@ PULSE_USER_MERGE_HANDLERS = [
     "engagement.loops.lifecycle_handlers.merge_lifecycle",
     "campaigns.merge_handlers.move_messages",
     "campaigns.merge_handlers.merge_preferences",
+    "profiles.people.merge_profiles",
 ]
 PULSE_USER_ERASE_HANDLERS = [
     "engagement.erase_handlers.erase_signals",
@@ -233,6 +235,7 @@ PULSE_USER_ERASE_HANDLERS = [
     "engagement.loops.item_people.erase_item_engagement",
     "engagement.loops.lifecycle_handlers.erase_lifecycle",
     "campaigns.erase_handlers.scrub_messages",
+    "profiles.people.erase_profiles",
 ]
 PULSE_USER_SECTIONS = [
     "engagement.user_sections.memberships",
@@ -245,6 +248,7 @@ PULSE_USER_ADMIN_PANELS = [
     "engagement.loops.lifecycle_handlers.lifecycle_panel",
     "campaigns.admin_panels.preferences_panel",
     "campaigns.admin_panels.inbox_panel",
+    "profiles.admin_panels.profile_panel",
 ]
 PULSE_OPENAPI_FRAGMENTS = [
     "engagement.openapi.FRAGMENT",
@@ -252,6 +256,7 @@ PULSE_OPENAPI_FRAGMENTS = [
     "engagement.loops.openapi.FRAGMENT",
     "campaigns.openapi.FRAGMENT",
     "buckets.openapi.FRAGMENT",
+    "profiles.openapi.FRAGMENT",
 ]
 PULSE_AUDIENCES = []
 # Called by engagement/demo.py as seeder(seed=, days=, now=) after the users' history is written.
@@ -259,6 +264,20 @@ PULSE_DEMO_SEEDERS = [
     "campaigns.demo.seed_messages",
     "engagement.loops.lifecycle_demo.seed_lifecycle",
 ]
+# Profile features (profiles/registry.py): the modules declaring them, imported at start-up.
+PULSE_PROFILE_FEATURE_MODULES = [
+    "profiles.features.tips",
+    "profiles.features.activity",
+    "profiles.features.messages",
+    "profiles.features.items",
+    "profiles.features.lifecycle",
+]
+# The signal names this deployment sends (Pulse's own `$` names are known anyway,
+# profiles/catalog.py); a feature's `invalidated_by` must name one of them.
+PULSE_SIGNAL_CATALOG = ["tip.served", "tip.feedback", *env.list("PULSE_SIGNAL_CATALOG", default=[])]
+# An admin "Rebuild profiles" action on at most this many users runs in the request;
+# larger selections become a job on the default queue.
+PULSE_PROFILE_INLINE_REBUILD = 200
 # What the lifecycle and profile leaves of bucket criteria read (buckets/criteria/sources.py):
 # dotted paths to the lifecycle-state model, the stored profile-feature model and profiles'
 # refresh_expired(features, users_queryset, now). A path that does not import makes criteria

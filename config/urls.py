@@ -8,6 +8,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("engagement.urls")),
     path("", include("campaigns.urls")),
+    path("", include("profiles.urls")),
     path("", include("buckets.urls")),
 ]
 

@@ -1,0 +1,123 @@
+"""Per-row local time in the user's own time zone, on PostgreSQL and SQLite alike.
+
+PostgreSQL converts with `AT TIME ZONE`, row by row. SQLite has no time zone
+database, so every SQLite connection gets two deterministic functions,
+`pulse_local_hour(ts, tz)` and `pulse_local_date(ts, tz)`, that convert with
+Python's zoneinfo (registered on `connection_created`, see ProfilesConfig).
+A user without a time zone ("") is UTC; so is a name the zone database does not
+know, on SQLite (PostgreSQL would refuse it, but names are validated with
+zoneinfo when they are written).
+"""
+
+import re
+from datetime import UTC, datetime
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.db.models import CharField, FloatField, Func, IntegerField
+
+# --- the SQLite side --------------------------------------------------------------
+
+
+@lru_cache(maxsize=1024)
+def zone(name: str | None):
+    if not name:
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
+
+
+def _local(stored: str | None, tz: str | None) -> datetime | None:
+    """A datetime as Django stores it on SQLite (naive UTC text), in the zone `tz`."""
+    if stored is None:
+        return None
+    moment = datetime.fromisoformat(str(stored))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(zone(tz))
+
+
+def local_hour(stored, tz) -> int | None:
+    moment = _local(stored, tz)
+    return None if moment is None else moment.hour
+
+
+def local_date(stored, tz) -> str | None:
+    moment = _local(stored, tz)
+    return None if moment is None else moment.date().isoformat()
+
+
+def register_sqlite_functions(sender, connection, **kwargs) -> None:
+    """`connection_created` receiver: the local-time functions on every SQLite connection."""
+    if connection.vendor != "sqlite":
+        return
+    raw = connection.connection
+    raw.create_function("pulse_local_hour", 2, local_hour, deterministic=True)
+    raw.create_function("pulse_local_date", 2, local_date, deterministic=True)
+
+
+# --- the expressions --------------------------------------------------------------
+
+PG_ZONE = "COALESCE(NULLIF({tz}, ''), 'UTC')"
+
+
+class _LocalTime(Func):
+    """`fn(timestamp expression, time zone name expression)`."""
+
+    arity = 2
+    pg_template = ""
+
+    def as_postgresql(self, compiler, connection, **extra):
+        (ts_sql, ts_params), (tz_sql, tz_params) = (
+            compiler.compile(expression) for expression in self.get_source_expressions()
+        )
+        local = f"({ts_sql} AT TIME ZONE {PG_ZONE.format(tz=tz_sql)})"
+        return self.pg_template.format(local=local), (*ts_params, *tz_params)
+
+
+class LocalHour(_LocalTime):
+    """The hour of day (0–23) of a UTC timestamp in a time zone."""
+
+    function = "pulse_local_hour"
+    output_field = IntegerField()
+    pg_template = "EXTRACT(HOUR FROM {local})::integer"
+
+
+class LocalDate(_LocalTime):
+    """The calendar day ('YYYY-MM-DD') of a UTC timestamp in a time zone."""
+
+    function = "pulse_local_date"
+    output_field = CharField()
+    pg_template = "({local})::date::text"
+
+
+KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+class JsonNumber(Func):
+    """A JSON object's key as a float when it holds a JSON number, else NULL
+    (a string "12", true or a nested object is not a number)."""
+
+    output_field = FloatField()
+
+    def __init__(self, column: str, key: str):
+        if not KEY.match(key):
+            raise ValueError(f"not a plain JSON key: {key!r}")
+        self.key = key
+        super().__init__(column)
+
+    def as_postgresql(self, compiler, connection, **extra):
+        sql, params = compiler.compile(self.get_source_expressions()[0])
+        key = self.key
+        return (f"CASE WHEN jsonb_typeof({sql} -> '{key}') = 'number' "
+                f"THEN ({sql} ->> '{key}')::float8 END"), (*params, *params)
+
+    def as_sqlite(self, compiler, connection, **extra):
+        sql, params = compiler.compile(self.get_source_expressions()[0])
+        path = f"'$.{self.key}'"
+        return (f"CASE WHEN json_type({sql}, {path}) IN ('integer', 'real') "
+                f"THEN json_extract({sql}, {path}) END"), (*params, *params)
+
+

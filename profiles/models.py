@@ -1,0 +1,39 @@
+"""Stored profile-feature values: one row per (user, feature name), whatever the feature.
+
+A key-value table, so adding a feature needs no migration. A row is in one of
+three states:
+
+- computed: `computed_at` set; `value` (numeric) or `value_text` (categorical)
+  holds the answer, or neither when the honest answer was null (no data);
+- invalidated: `computed_at` null; an invalidating signal dropped the value
+  (`invalidated_at` says when). Readers treat it like a missing row;
+- absent: never computed.
+
+`generation` counts the invalidations of the pair. A computation remembers the
+generation it saw before reading the data and writes only while it is
+unchanged, so a value computed from data older than an invalidation can never
+land after it (profiles/store.py explains why a counter, not a clock).
+"""
+
+from django.db import models
+
+
+class ProfileFeatureValue(models.Model):
+    user = models.ForeignKey(
+        "engagement.EndUser", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    name = models.CharField(max_length=200)
+    value = models.FloatField(null=True, blank=True)
+    value_text = models.CharField(max_length=500, null=True, blank=True)
+    computed_at = models.DateTimeField(null=True, blank=True)
+    invalidated_at = models.DateTimeField(null=True, blank=True)
+    generation = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "profile feature value"
+        constraints = [
+            models.UniqueConstraint(fields=["user", "name"], name="profilefeaturevalue_user_name_uniq"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} (user #{self.user_id})"
