@@ -150,18 +150,11 @@ def test_top_item_is_the_highest_score_now_with_ties_to_the_first_name():
     assert compute("top_item", [user, tie, nobody]) == {user.pk: "NEW-2", tie.pk: "A-1"}
 
 
-LIFECYCLE = apps.all_models["engagement"].get("lifecyclestate")
+LIFECYCLE = apps.get_model("engagement", "LifecycleState")
 
 
-@pytest.mark.skipif(LIFECYCLE is None, reason="engagement.LifecycleState is not on this branch yet; "
-                    "this runs as soon as the lifecycle issue lands")
 def test_lifecycle_state_is_read_from_the_lifecycle_table():
     user, stateless = EndUserFactory(), EndUserFactory()
     LIFECYCLE.objects.create(user=user, state="dormant", last_activity_at=NOW, changed_at=NOW)
     assert compute("lifecycle_state", [user, stateless]) == {user.pk: "dormant"}
 
-
-@pytest.mark.skipif(LIFECYCLE is not None, reason="the lifecycle model exists: the real test above runs")
-def test_lifecycle_state_is_null_while_the_lifecycle_model_does_not_exist():
-    user = EndUserFactory()
-    assert compute("lifecycle_state", [user]) == {}
