@@ -217,6 +217,7 @@ PULSE_CORS_ORIGINS = env.list("PULSE_CORS_ORIGINS", default=[])
 PULSE_SIGNAL_HANDLERS = [
     "engagement.handlers.record_last_seen",
     "engagement.loops.items.track_item_engagement",
+    "buckets.realtime.evaluate_buckets",
 ]
 PULSE_USER_MERGE_HANDLERS = [
     "engagement.merge_handlers.move_memberships",
@@ -224,12 +225,14 @@ PULSE_USER_MERGE_HANDLERS = [
     "engagement.loops.item_people.merge_item_engagement",
     "campaigns.merge_handlers.move_messages",
     "campaigns.merge_handlers.merge_preferences",
+    "buckets.merge_handlers.merge_memberships",
 ]
 PULSE_USER_ERASE_HANDLERS = [
     "engagement.erase_handlers.erase_signals",
     "engagement.erase_handlers.count_memberships",
     "engagement.loops.item_people.erase_item_engagement",
     "campaigns.erase_handlers.scrub_messages",
+    "buckets.erase_handlers.leave_erased",
 ]
 PULSE_USER_SECTIONS = [
     "engagement.user_sections.memberships",
@@ -240,6 +243,7 @@ PULSE_USER_ADMIN_PANELS = [
     "engagement.loops.item_people.item_engagement_panel",
     "campaigns.admin_panels.preferences_panel",
     "campaigns.admin_panels.inbox_panel",
+    "buckets.admin_panels.memberships_panel",
 ]
 PULSE_OPENAPI_FRAGMENTS = [
     "engagement.openapi.FRAGMENT",
@@ -252,6 +256,7 @@ PULSE_AUDIENCES = []
 # Called by engagement/demo.py as seeder(seed=, days=, now=) after the users' history is written.
 PULSE_DEMO_SEEDERS = [
     "campaigns.demo.seed_messages",
+    "buckets.demo.seed_buckets",
 ]
 # What the lifecycle and profile leaves of bucket criteria read (buckets/criteria/sources.py):
 # dotted paths to the lifecycle-state model, the stored profile-feature model and profiles'
@@ -294,6 +299,7 @@ PULSE_SCHEDULES = [
 # Called in order as hook(now) once per tick, after the schedules (engagement/scheduler.py).
 PULSE_TICK_HOOKS = [
     "campaigns.delivery.tick_hook",
+    "buckets.dispatch.tick_hook",
 ]
 
 # --- Messages (campaigns/) --------------------------------------------------
