@@ -1,6 +1,6 @@
 """The version of what real time evaluates, which workers compare with their cached index.
 
-One row, bumped by every change to a bucket's definition in that change's
+One row, moved by every change to a bucket's definition in that change's
 transaction, so a worker can never see a committed change and still trust its
 old index. A worker reads it once per drain batch: one primary-key read. A
 database row rather than a Redis key: it commits with the change (no window
@@ -8,7 +8,7 @@ where the change is visible and the key is not), and it is there when Redis
 is down.
 """
 
-from django.db.models import F
+import secrets
 
 from .models import IndexVersion
 
@@ -21,6 +21,11 @@ def current_version() -> int:
 
 
 def bump_version() -> None:
-    """In the caller's transaction; the row is created on first use."""
-    if not IndexVersion.objects.filter(pk=ROW).update(version=F("version") + 1):
-        IndexVersion.objects.get_or_create(pk=ROW, defaults={"version": 1})
+    """In the caller's transaction; the row is created on first use.
+
+    A fresh random value rather than a counter: a counter goes back to an old
+    value when a bump is rolled back or the row is recreated, and a worker
+    holding an index built at that value would trust it."""
+    value = secrets.randbits(62) + 1
+    if not IndexVersion.objects.filter(pk=ROW).update(version=value):
+        IndexVersion.objects.update_or_create(pk=ROW, defaults={"version": value})
