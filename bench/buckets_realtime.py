@@ -119,13 +119,14 @@ def consume(stop, out) -> None:
     _setup()
     from django.conf import settings
 
+    from bench import buckets_realtime as recorder  # the module the handler path imports
     from engagement.pipeline import has_pending, process_signals
 
     settings.PULSE_SIGNAL_HANDLERS = [*settings.PULSE_SIGNAL_HANDLERS, RECORDER]
     while not (stop.is_set() and not has_pending()):
         if not process_signals(max_batches=1).batches:
             time.sleep(0.02)
-    out.put(_visible)
+    out.put(recorder._visible)
 
 
 def freshness(rate: int, seconds: float, users: int) -> dict:
