@@ -12,7 +12,9 @@ from django.db import IntegrityError, transaction
 from engagement.validation import unstorable_text_path
 
 from .criteria import fingerprint, validate_criteria
-from .models import Bucket
+from .index_version import bump_version
+from .models import Bucket, BucketReaction
+from .reaction_rules import clean_entry_limit, clean_reactions
 
 # Words that name routes beside /api/v1/buckets/<slug> now or later, and admin URLs.
 RESERVED_SLUGS = frozenset({
@@ -20,7 +22,8 @@ RESERVED_SLUGS = frozenset({
     "backfill", "sweep", "sweeps", "transitions", "reactions", "history", "change", "delete",
 })
 SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,99}")
-FIELDS = ("slug", "name", "description", "kind", "criteria", "enabled")
+FIELDS = ("slug", "name", "description", "kind", "criteria", "enabled", "entry_limit", "reactions")
+COLUMNS = ("slug", "name", "description", "kind", "criteria", "enabled", "entry_limit", "entry_period")
 KINDS = tuple(Bucket.Kind.values)
 
 
@@ -55,6 +58,8 @@ def clean_definition(data: dict, *, slug: str | None = None) -> dict:
     if not isinstance(cleaned["enabled"], bool):
         errors.append({"field": "enabled", "message": "must be true or false"})
     errors += criteria_errors(cleaned["kind"], cleaned["criteria"], cleaned["slug"])
+    cleaned["entry_limit"], cleaned["entry_period"] = clean_entry_limit(data.get("entry_limit"), errors)
+    cleaned["reactions"] = clean_reactions(data.get("reactions"), errors)
     if errors:
         raise BucketInvalid(errors)
     return cleaned
@@ -114,22 +119,65 @@ def replace_bucket(bucket: Bucket, data: dict, *, actor: str, now) -> Bucket:
     return apply_definition(bucket, clean_definition(data, slug=bucket.slug), actor=actor, now=now)
 
 
-def apply_definition(bucket: Bucket, cleaned: dict, *, actor: str, now) -> Bucket:
-    """Save a cleaned definition onto `bucket` (new or not) with its fingerprint and actor."""
-    for key, value in cleaned.items():
-        setattr(bucket, key, value)
+def apply_definition(bucket: Bucket, cleaned: dict, *, actor: str, now, reactions: bool = True) -> Bucket:
+    """Save a cleaned definition onto `bucket` (new or not) with its fingerprint and actor.
+
+    A changed fingerprint has the next evaluations re-check the members; a bucket
+    turned off loses its members (reason `disabled`); the candidate index version
+    moves with the change. `reactions=False` leaves the stored reactions alone
+    (the admin saves them through its inline)."""
+    was_enabled = bucket.pk is not None and Bucket.objects.filter(pk=bucket.pk, enabled=True).exists()
+    stored = Bucket.objects.filter(pk=bucket.pk).values_list("criteria_fingerprint", flat=True)
+    old_fingerprint = stored.first()
+    for key in COLUMNS:
+        if key in cleaned:
+            setattr(bucket, key, cleaned[key])
     bucket.criteria_fingerprint = fingerprint(cleaned["criteria"])
+    if old_fingerprint is not None and old_fingerprint != bucket.criteria_fingerprint:
+        bucket.reevaluate_members = bucket.kind == Bucket.Kind.DYNAMIC
     if bucket.pk is None:
         bucket.created_at, bucket.created_by = now, actor
     bucket.updated_at, bucket.updated_by = now, actor
-    bucket.save()
+    with transaction.atomic():
+        bucket.save()
+        if reactions:
+            save_reactions(bucket, cleaned.get("reactions", []))
+        if was_enabled and not bucket.enabled:
+            remove_members(bucket, actor=actor, now=now)
+        bump_version()
     return bucket
 
 
+def save_reactions(bucket: Bucket, reactions: list[dict]) -> None:
+    BucketReaction.objects.filter(bucket=bucket).delete()
+    BucketReaction.objects.bulk_create([
+        BucketReaction(bucket=bucket, key=r["key"], on=r["on"], reasons=r["reasons"], action=r["action"],
+                       target=r["target"], position=position)
+        for position, r in enumerate(reactions)
+    ])
+
+
+def remove_members(bucket: Bucket, *, actor: str, now) -> list[dict]:
+    """Every active member leaves with reason `disabled`: transitions and `$bucket.left`
+    signals are written (other buckets chain on them); no reaction of this bucket fires."""
+    from .candidates import BucketSpec
+    from .memberships import Cause, leave
+    from .models import LeaveReason, MembershipSource
+
+    spec = BucketSpec.of(bucket)
+    cause = Cause(MembershipSource.MANUAL, actor)
+    return leave(spec, None, reason=LeaveReason.DISABLED, cause=cause, now=now)
+
+
 def disable_bucket(bucket: Bucket, *, actor: str, now) -> Bucket:
-    bucket.enabled = False
-    bucket.updated_at, bucket.updated_by = now, actor
-    bucket.save(update_fields=["enabled", "updated_at", "updated_by"])
+    with transaction.atomic():
+        was_enabled = Bucket.objects.filter(pk=bucket.pk, enabled=True).exists()
+        bucket.enabled = False
+        bucket.updated_at, bucket.updated_by = now, actor
+        bucket.save(update_fields=["enabled", "updated_at", "updated_by"])
+        if was_enabled:
+            remove_members(bucket, actor=actor, now=now)
+        bump_version()
     return bucket
 
 
@@ -137,7 +185,31 @@ def bucket_json(bucket: Bucket) -> dict:
     return {
         "slug": bucket.slug, "name": bucket.name, "description": bucket.description, "kind": bucket.kind,
         "criteria": bucket.criteria, "enabled": bucket.enabled,
+        "entry_limit": entry_limit_json(bucket),
+        "reactions": [reaction_json(r) for r in bucket.reactions.all()],
         "criteria_fingerprint": bucket.criteria_fingerprint, "last_error": bucket.last_error,
         "created_at": bucket.created_at.isoformat(), "created_by": bucket.created_by,
         "updated_at": bucket.updated_at.isoformat(), "updated_by": bucket.updated_by,
     }
+
+
+def entry_limit_json(bucket: Bucket) -> dict:
+    limit = {"kind": bucket.entry_limit}
+    if bucket.entry_period is not None:
+        limit["period"] = duration_text(bucket.entry_period)
+    return limit
+
+
+def duration_text(period) -> str:
+    seconds = int(period.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def reaction_json(reaction: BucketReaction) -> dict:
+    body = {"id": reaction.key, "on": reaction.on, "action": {reaction.action: reaction.target}}
+    if reaction.reasons:
+        body["reasons"] = list(reaction.reasons)
+    return body

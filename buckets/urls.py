@@ -7,4 +7,6 @@ urlpatterns = [
     # Before <slug>: "preview" is a reserved slug (definitions.RESERVED_SLUGS).
     path("api/v1/buckets/preview", views.bucket_preview, name="bucket-preview"),
     path("api/v1/buckets/<str:slug>", views.bucket_detail, name="bucket-detail"),
+    path("api/v1/buckets/<str:slug>/members", views.bucket_members, name="bucket-members"),
+    path("api/v1/users/<str:user_ref>/buckets", views.user_buckets, name="user-buckets"),
 ]

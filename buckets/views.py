@@ -4,12 +4,17 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from engagement.api import ApiError, api_view, json_response, parse_json_object
+from engagement.api import ApiError, api_view, json_response, parse_json_object, user_for_ref
 from engagement.pagination import paginate
+from engagement.refs import canonical_ref
 
+from . import stats
 from .definitions import BucketInvalid, SlugTaken, bucket_json, create_bucket, disable_bucket, replace_bucket
-from .models import Bucket
+from .manual import MembersInvalid, change_members
+from .models import Bucket, BucketMembership
 from .preview import PreviewInvalid, preview
+
+PAST_STAYS = 100
 
 
 def _invalid(errors: list[dict], what: str = "the bucket") -> ApiError:
@@ -31,12 +36,21 @@ def buckets_collection(request):
     return json_response(bucket_json(bucket), status=201)
 
 
-@api_view({"GET": "read", "PUT": "admin", "DELETE": "admin"})
-def bucket_detail(request, slug):
+def _bucket(slug) -> Bucket:
     try:
-        bucket = get_object_or_404(Bucket, slug=slug)
+        return get_object_or_404(Bucket, slug=slug)
     except Http404:
         raise ApiError(404, "not_found", "no such bucket") from None
+
+
+@api_view({"GET": "read", "PUT": "admin", "DELETE": "admin"})
+def bucket_detail(request, slug):
+    bucket = _bucket(slug)
+    if request.method == "GET":
+        body = bucket_json(bucket)
+        body["size"] = stats.size(bucket.pk)
+        body["last_14_days"] = stats.recent_counts(bucket.pk, now=timezone.now())
+        return json_response(body)
     if request.method == "PUT":
         try:
             data = parse_json_object(request)
@@ -60,3 +74,38 @@ def bucket_preview(request):
         return json_response(preview(data["criteria"], now=timezone.now()))
     except PreviewInvalid as exc:
         raise _invalid(exc.errors, "the criteria") from None
+
+
+@api_view({"GET": "read", "POST": "admin"})
+def bucket_members(request, slug):
+    """GET: the active members, newest entry first. POST: add or remove members of a manual bucket."""
+    bucket = _bucket(slug)
+    if request.method == "POST":
+        body = parse_json_object(request)
+        try:
+            return json_response(change_members(bucket, body, actor=request.actor, now=timezone.now()))
+        except MembersInvalid as exc:
+            if exc.status == 409:
+                raise ApiError(409, "conflict", exc.errors[0]["message"]) from None
+            raise _invalid(exc.errors, "the member change") from None
+    members = BucketMembership.objects.filter(bucket=bucket, status="active").select_related("user")
+    page = paginate(members, request.GET, ordering=("-entered_at", "-id"), salt=f"bucket-members:{bucket.pk}")
+    return json_response({"items": [_member_json(m) for m in page.rows], "next_cursor": page.next_cursor})
+
+
+def _member_json(membership: BucketMembership) -> dict:
+    return {"user": canonical_ref(membership.user), "entered_at": membership.entered_at.isoformat(),
+            "entry_count": membership.entry_count, "source": membership.source}
+
+
+@api_view({"GET": "read"})
+def user_buckets(request, user_ref):
+    """The user's current buckets and their latest 100 past stays, newest first."""
+    user = user_for_ref(request, user_ref)
+    stays = BucketMembership.objects.filter(user=user).select_related("bucket").order_by("-entered_at", "-pk")
+    current = [{"bucket": m.bucket.slug, "entered_at": m.entered_at.isoformat(), "entry_count": m.entry_count}
+               for m in stays.filter(status="active")]
+    past = [{"bucket": m.bucket.slug, "entered_at": m.entered_at.isoformat(),
+             "left_at": m.left_at.isoformat(), "reason": m.leave_reason}
+            for m in stays.filter(status="left")[:PAST_STAYS]]
+    return json_response({"current": current, "past": past})

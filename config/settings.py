@@ -219,6 +219,7 @@ PULSE_SIGNAL_HANDLERS = [
     "engagement.loops.items.track_item_engagement",
     "engagement.loops.lifecycle_activity.record_lifecycle_activity",
     "profiles.invalidation.drop_invalidated_values",
+    "buckets.realtime.evaluate_buckets",
 ]
 PULSE_USER_MERGE_HANDLERS = [
     "engagement.merge_handlers.move_memberships",
@@ -228,6 +229,7 @@ PULSE_USER_MERGE_HANDLERS = [
     "campaigns.merge_handlers.move_messages",
     "campaigns.merge_handlers.merge_preferences",
     "profiles.people.merge_profiles",
+    "buckets.merge_handlers.merge_memberships",
 ]
 PULSE_USER_ERASE_HANDLERS = [
     "engagement.erase_handlers.erase_signals",
@@ -236,6 +238,7 @@ PULSE_USER_ERASE_HANDLERS = [
     "engagement.loops.lifecycle_handlers.erase_lifecycle",
     "campaigns.erase_handlers.scrub_messages",
     "profiles.people.erase_profiles",
+    "buckets.erase_handlers.leave_erased",
 ]
 PULSE_USER_SECTIONS = [
     "engagement.user_sections.memberships",
@@ -249,6 +252,7 @@ PULSE_USER_ADMIN_PANELS = [
     "campaigns.admin_panels.preferences_panel",
     "campaigns.admin_panels.inbox_panel",
     "profiles.admin_panels.profile_panel",
+    "buckets.admin_panels.memberships_panel",
 ]
 PULSE_OPENAPI_FRAGMENTS = [
     "engagement.openapi.FRAGMENT",
@@ -263,6 +267,7 @@ PULSE_AUDIENCES = []
 PULSE_DEMO_SEEDERS = [
     "campaigns.demo.seed_messages",
     "engagement.loops.lifecycle_demo.seed_lifecycle",
+    "buckets.demo.seed_buckets",
 ]
 # Profile features (profiles/registry.py): the modules declaring them, imported at start-up.
 PULSE_PROFILE_FEATURE_MODULES = [
@@ -323,6 +328,7 @@ PULSE_SCHEDULES = [
 # Called in order as hook(now) once per tick, after the schedules (engagement/scheduler.py).
 PULSE_TICK_HOOKS = [
     "campaigns.delivery.tick_hook",
+    "buckets.dispatch.tick_hook",
 ]
 
 # --- The lifecycle loop (engagement/loops/) ---------------------------------

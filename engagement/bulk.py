@@ -6,6 +6,7 @@ unrelated errors too (docs/ARCHITECTURE.md §3); this helper emits
 databases understand, and reports which rows were inserted.
 """
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
@@ -23,6 +24,7 @@ def insert_returning(
     update_fields: Iterable[str] = (),
     update_expressions: Mapping[str, str] | None = None,
     returning: Sequence[str] = ("id",),
+    conflict_where: Mapping[str, str | int | bool] | None = None,
 ) -> list[dict]:
     """Insert `rows` (dicts of field name → value); return one dict per row written.
 
@@ -31,7 +33,10 @@ def insert_returning(
     incoming values and returned too (upsert). `update_expressions` maps more
     field names to SQL for their new value, where `{table}` names the stored
     row and `EXCLUDED` the incoming one (e.g. a counter: `{table}.n + EXCLUDED.n`);
-    the caller writes it for `connection.vendor`. Chunked to stay under
+    the caller writes it for `connection.vendor`. `conflict_where` names the
+    predicate of a partial unique index as field → literal (`{"status": "active"}`
+    for `ON CONFLICT (bucket_id, user_id) WHERE status = 'active'`): both databases
+    need it to pick that index as the conflict target. Chunked to stay under
     SQLite's parameter limit; one statement per chunk.
     """
     if not rows:
@@ -40,6 +45,7 @@ def insert_returning(
     fields = [model._meta.get_field(name) for name in names]
     conflict = [model._meta.get_field(name).column for name in conflict_fields]
     qn = connection.ops.quote_name
+    predicate = _index_predicate(model, conflict_where)
     table = qn(model._meta.db_table)
     updates = [
         f"{qn(model._meta.get_field(name).column)} = EXCLUDED.{qn(model._meta.get_field(name).column)}"
@@ -56,7 +62,7 @@ def insert_returning(
         per_chunk = max(1, min(CHUNK_ROWS, 30000 // max(1, len(fields))))
     for start in range(0, len(rows), per_chunk):
         chunk = rows[start : start + per_chunk]
-        sql, params = _statement(model, names, fields, conflict, updates, returned, chunk)
+        sql, params = _statement(model, names, fields, conflict, updates, returned, chunk, predicate)
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             for values in cursor.fetchall():
@@ -64,7 +70,27 @@ def insert_returning(
     return results
 
 
-def _statement(model, names, fields, conflict, updates, returned, chunk):
+def _index_predicate(model, where: Mapping | None) -> str:
+    """` WHERE "status" = 'active'`: literals only (an index predicate cannot take parameters)."""
+    if not where:
+        return ""
+    qn = connection.ops.quote_name
+    parts = []
+    for name, value in where.items():
+        column = qn(model._meta.get_field(name).column)
+        if isinstance(value, bool):
+            literal = ("true" if value else "false") if connection.vendor == "postgresql" else str(int(value))
+        elif isinstance(value, int):
+            literal = str(value)
+        elif isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9_.:-]*", value):
+            literal = f"'{value}'"
+        else:
+            raise ValueError(f"an index predicate takes plain literals, not {value!r}")
+        parts.append(f"{column} = {literal}")
+    return " WHERE " + " AND ".join(parts)
+
+
+def _statement(model, names, fields, conflict, updates, returned, chunk, predicate=""):
     """PostgreSQL gets one array per column (`SELECT … FROM unnest(…)`): a handful of
     parameters instead of rows × columns. SQLite gets a multi-row VALUES list."""
     qn = connection.ops.quote_name
@@ -84,7 +110,7 @@ def _statement(model, names, fields, conflict, updates, returned, chunk):
     action = ("DO UPDATE SET " + ", ".join(updates)) if updates else "DO NOTHING"
     sql = (
         f"INSERT INTO {qn(model._meta.db_table)} ({columns}) {source}"
-        f" ON CONFLICT ({', '.join(qn(c) for c in conflict)}) {action}"
+        f" ON CONFLICT ({', '.join(qn(c) for c in conflict)}){predicate} {action}"
         f" RETURNING {', '.join(qn(f.column) for f in returned)}"
     )
     return sql, params

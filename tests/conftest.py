@@ -8,6 +8,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from buckets.candidates import forget_index
 from engagement import keys, redis_breaker, wake
 from engagement.redis_client import get_redis
 
@@ -20,6 +21,7 @@ def _clean_redis_and_caches():
     get_redis().flushdb()
     keys.clear_cache()
     keys._last_touch.clear()
+    forget_index()  # the buckets' per-process candidate index (each test has its own buckets)
     yield
     keys.clear_cache()
 

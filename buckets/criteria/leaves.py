@@ -118,16 +118,20 @@ def _profile_rows(rows, op: str, value):
 
 
 def compile_in_bucket(node: dict, evaluation) -> Q:
-    """Another dynamic bucket's criteria, inlined (memberships come with the next issue)."""
+    """An active membership of the named bucket (dynamic or manual).
+
+    Memberships, not the other bucket's criteria inlined: a dynamic bucket's
+    members are its criteria's answer as evaluated (real time, sweeps), a manual
+    one's are hand-picked, and every change of them is a `$bucket.entered` /
+    `$bucket.left` signal, which is how the buckets naming it are re-evaluated.
+    """
+    from buckets.models import BucketMembership
+
     slug = node["in_bucket"]
     if slug in evaluation.trail:
         raise ValueError(f"bucket criteria form a cycle through {slug!r}")
-    found = evaluation.bucket(slug)
-    if found is None or found[0] != "dynamic" or not found[1]:
-        return Q(pk__in=[])
-    from .compiler import compile_condition
-
-    return compile_condition(found[1], evaluation.inside(slug))
+    return Q(Exists(BucketMembership.objects.filter(
+        user_id=OuterRef("pk"), bucket__slug=slug, bucket__enabled=True, status="active")))
 
 
 LEAVES = {

@@ -233,8 +233,6 @@ class Semantics:
         found = self.bucket(slug)
         if found is None:
             return [self.error(here, f"no bucket {slug!r}")]
-        if found[0] != "dynamic":
-            return [self.error(here, "in_bucket names a dynamic bucket (manual memberships come later)")]
         if self.slug is not None and self.reaches(found[1], {slug}):
             return [self.error(here, f"{slug!r} leads back to this bucket: criteria cannot form a cycle")]
         return []

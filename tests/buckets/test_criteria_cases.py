@@ -7,7 +7,7 @@ edges, counts with where, tenants, nesting, lifecycle and profile leaves, in_buc
 import pytest
 
 from buckets.criteria import matching_users
-from buckets.models import Bucket
+from buckets.models import Bucket, BucketMembership
 
 from .population import LIVE, NOW, build, names
 
@@ -123,10 +123,20 @@ CASES = [
 def population(sources):
     users = build(sources)
     stamp = {"created_at": NOW, "created_by": "test", "updated_at": NOW, "updated_by": "test"}
-    Bucket.objects.create(slug="acme-members", name="Acme", criteria={"tenant": "acme"}, **stamp)
-    Bucket.objects.create(slug="acme-pro", name="Acme pro", **stamp,
-                          criteria={"all": [{"in_bucket": "acme-members"}, prop("plan", "eq", "pro")]})
+    acme = Bucket.objects.create(slug="acme-members", name="Acme", criteria={"tenant": "acme"}, **stamp)
+    pro_criteria = {"all": [{"in_bucket": "acme-members"}, prop("plan", "eq", "pro")]}
+    acme_pro = Bucket.objects.create(slug="acme-pro", name="Acme pro", **stamp, criteria=pro_criteria)
+    # in_bucket reads active memberships, as evaluation left them (the deleted user's row stays too)
+    for bucket, members in ((acme, ("pro", "str5", "deleted")), (acme_pro, ("pro",))):
+        for name in members:
+            _member(bucket, users[name])
+    _member(acme_pro, users["str5"], status="left")
     return users
+
+
+def _member(bucket, user, status="active"):
+    BucketMembership.objects.create(bucket=bucket, user=user, status=status, entered_at=NOW, entry_count=1,
+                                    source="signal", last_evaluated_at=NOW)
 
 
 @pytest.mark.parametrize("criteria, expected", [pytest.param(c, e, id=i) for i, c, e in CASES])
@@ -166,7 +176,14 @@ def test_criteria_without_profile_leaves_refresh_nothing(population, sources):
     assert sources.refresh_calls == []
 
 
-def test_a_manual_bucket_contributes_no_members_yet(population):
-    Bucket.objects.create(slug="hand-picked", name="Hand", kind="manual", created_at=NOW, created_by="t",
-                          updated_at=NOW, updated_by="t")
+def test_a_manual_bucket_contributes_its_hand_picked_members(population):
+    hand = Bucket.objects.create(slug="hand-picked", name="Hand", kind="manual", created_at=NOW,
+                                 created_by="t", updated_at=NOW, updated_by="t")
     assert names(matching_users({"in_bucket": "hand-picked"}, NOW)) == set()
+    _member(hand, population["free"])
+    assert names(matching_users({"in_bucket": "hand-picked"}, NOW)) == {"free"}
+
+
+def test_a_disabled_bucket_contributes_no_members(population):
+    Bucket.objects.filter(slug="acme-members").update(enabled=False)
+    assert names(matching_users({"in_bucket": "acme-members"}, NOW)) == set()

@@ -148,9 +148,9 @@ def test_naming_a_bucket_without_a_cycle_is_fine():
     assert validate_criteria({"in_bucket": "b"}, slug="a") == []
 
 
-def test_a_manual_bucket_cannot_be_named_yet():
+def test_a_manual_bucket_can_be_named_now_that_memberships_exist():
     _bucket("hand", None, kind="manual")
-    assert fields({"in_bucket": "hand"}) == ["criteria.in_bucket"]
+    assert fields({"in_bucket": "hand"}) == []
 
 
 def test_deep_nesting_is_refused_with_one_error_before_anything_else():

@@ -457,8 +457,8 @@ def test_the_user_page_does_a_bounded_number_of_queries_whatever_the_history(
         SignalFactory(user=world["alice"], tenant=world["tenant"], occurred_at=at)
     # 14 for the core page and its panel, plus one query each for the campaigns panels
     # (preferences, inbox), item engagement's, the lifecycle panel (state, transitions,
-    # savepoint) and profiles' (one read in its savepoint)
-    with django_assert_max_num_queries(25):
+    # savepoint), profiles' (one read in its savepoint) and buckets' memberships panel
+    with django_assert_max_num_queries(28):
         response = admin_client.get(change("enduser", world["alice"].pk))
     assert response.status_code == 200
 
