@@ -78,6 +78,7 @@ class CandidateIndex:
     by_system: dict[str, set[int]] = field(default_factory=dict)
     dependents: dict[str, set[int]] = field(default_factory=dict)  # slug → buckets naming it
     tenant_buckets: set[int] = field(default_factory=set)
+    any_signal: set[int] = field(default_factory=set)  # profile leaves on features invalidated by `*`
 
     def add(self, spec: BucketSpec) -> None:
         self.buckets[spec.id] = spec
@@ -90,12 +91,34 @@ class CandidateIndex:
                 self.by_system.setdefault(LIFECYCLE_SIGNAL, set()).add(spec.id)
             elif kind == "profile":
                 self.by_system.setdefault(PROFILE_SIGNAL, set()).add(spec.id)
+                self._add_profile_triggers(value, spec.id)
             elif kind == "tenant":
                 self.tenant_buckets.add(spec.id)
                 for name in (GROUP_SIGNAL, IDENTIFY_SIGNAL):
                     self.by_system.setdefault(name, set()).add(spec.id)
             elif kind == "in_bucket":
                 self.dependents.setdefault(value, set()).add(spec.id)
+
+
+    def _add_profile_triggers(self, feature_name: str, bucket_id: int) -> None:
+        """A profile feature changes when a signal its declaration names invalidates it, so
+        those signals make the bucket a candidate (`*`: any signal)."""
+        for name in profile_invalidators(feature_name):
+            if name == "*":
+                self.any_signal.add(bucket_id)
+            else:
+                self.by_event.setdefault(name, set()).add(bucket_id)
+
+
+def profile_invalidators(feature_name: str) -> tuple[str, ...]:
+    """The `invalidated_by` names of a profile feature; `*` when the feature is unknown here
+    (a stored name no declaration computes), so such a bucket is never missed."""
+    try:
+        from profiles.registry import features
+    except ImportError:
+        return ("*",)
+    feature = features().get(feature_name)
+    return tuple(feature.invalidated_by) if feature is not None else ("*",)
 
 
 def leaves(node) -> list[tuple[str, str]]:
@@ -173,6 +196,7 @@ def touched_buckets(signal, index: CandidateIndex) -> set[int]:
     """The buckets one signal can change for its user."""
     touched = set(index.by_event.get(signal.name, ()))
     touched |= index.by_system.get(signal.name, set())
+    touched |= index.any_signal
     properties = signal.properties if isinstance(signal.properties, dict) else {}
     if signal.name == IDENTIFY_SIGNAL:
         patch = properties.get("properties")
