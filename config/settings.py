@@ -266,8 +266,9 @@ PULSE_AUDIENCES = []
 # Called by engagement/demo.py as seeder(seed=, days=, now=) after the users' history is written.
 PULSE_DEMO_SEEDERS = [
     "campaigns.demo.seed_messages",
-    "engagement.loops.lifecycle_demo.seed_lifecycle",
+    # before the lifecycle's, which drains: buckets defined after a drain would see no signal
     "buckets.demo.seed_buckets",
+    "engagement.loops.lifecycle_demo.seed_lifecycle",
 ]
 # Profile features (profiles/registry.py): the modules declaring them, imported at start-up.
 PULSE_PROFILE_FEATURE_MODULES = [

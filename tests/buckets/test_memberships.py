@@ -155,6 +155,8 @@ def test_a_bucket_signal_re_evaluates_the_buckets_that_name_it(now, api):
 
 
 def test_a_bucket_whose_criteria_cannot_run_records_its_error_and_the_batch_goes_on(now, settings):
+    # A deployment whose lifecycle source has gone: the stored criteria can no longer compile.
+    settings.PULSE_BUCKET_SOURCES = {**settings.PULSE_BUCKET_SOURCES, "lifecycle": "nowhere.Lifecycle"}
     broken = define("broken")
     define("fine", {"event": "app_opened", "check": "exists"})
     type(broken).objects.filter(pk=broken.pk).update(
