@@ -9,7 +9,14 @@ from django.utils import timezone
 
 from engagement import user_tokens
 from engagement import validation as v
-from engagement.api import ApiError, api_view, json_response, parse_json_object, user_for_ref
+from engagement.api import (
+    ApiError,
+    api_view,
+    json_response,
+    optional_json_object,
+    parse_json_object,
+    user_for_ref,
+)
 from engagement.idempotency import CONFLICT_CODE
 from engagement.identity import find_user
 from engagement.pagination import paginate
@@ -189,6 +196,9 @@ def _token_of(request):
 
 @owner_token_view({"POST": "send"}, ("POST",))
 def message_read(request, message_id, user_ref):
+    if optional_json_object(request):
+        raise ApiError(400, "invalid_request", "a read receipt takes no fields",
+                       [{"field": "(root)", "message": "send no body, or {}"}])
     message = _message_or_404(message_id)
     if message.status != Message.Status.SENT:
         raise ApiError(409, "not_delivered", "only a delivered message can be read")

@@ -26,7 +26,10 @@ from .identity import IdentityConflict, find_user
 from .refs import InvalidRef, parse_user_ref
 from .validation import strict_json_loads
 
-__all__ = ["ApiError", "api_view", "error_response", "json_response", "parse_json_object", "user_for_ref"]
+__all__ = [
+    "ApiError", "api_view", "error_response", "json_response", "optional_json_object", "parse_json_object",
+    "user_for_ref",
+]
 
 log = logging.getLogger("pulse.api")
 
@@ -211,6 +214,15 @@ def parse_json_object(request: HttpRequest) -> dict:
     if content_type != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
     return decode_json_object(decoded_body(request))
+
+
+def optional_json_object(request: HttpRequest) -> dict:
+    """A JSON object body (checked like any other), or {} when the request has no body at all:
+    for actions whose body is optional or empty (a token request, a read receipt)."""
+    has_body = request.META.get("CONTENT_LENGTH", "").strip() not in ("", "0") or (
+        "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
+    )
+    return parse_json_object(request) if has_body else {}
 
 
 def decode_json_object(body: bytes, *, not_object_code: str = "invalid_body") -> dict:

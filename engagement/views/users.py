@@ -6,7 +6,15 @@ from django.utils import timezone
 
 from .. import schemas, user_tokens
 from .. import validation as v
-from ..api import ApiError, allows, api_view, json_response, parse_json_object, user_for_ref
+from ..api import (
+    ApiError,
+    allows,
+    api_view,
+    json_response,
+    optional_json_object,
+    parse_json_object,
+    user_for_ref,
+)
 from ..erase import erase_user
 from ..identity import PUBLIC_EMAIL_LINK, IdentityConflict, links_by_email
 from ..native import parse_identify
@@ -64,19 +72,13 @@ def user_detail(request, user_ref):
 def user_token(request, user_ref):
     """Mint a short-lived token a client app sends to act for this one user."""
     user = user_for_ref(request, user_ref)
-    data = _validated(_optional_json_object(request), TOKEN)
+    data = _validated(optional_json_object(request), TOKEN)
     ttl = timedelta(seconds=data["ttl_seconds"]) if "ttl_seconds" in data else None
     token, expires_at = user_tokens.mint(user, now=timezone.now(), ttl=ttl)
     # No ref in the answer: a `send` key that named the user by email must not learn its id.
     return json_response({"token": token, "expires_at": expires_at.isoformat()}, status=201)
 
 
-def _optional_json_object(request) -> dict:
-    """A JSON object body, or {} when the request has no body at all."""
-    has_body = request.META.get("CONTENT_LENGTH", "").strip() not in ("", "0") or (
-        "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
-    )
-    return parse_json_object(request) if has_body else {}
 
 
 def _validated(data, spec):

@@ -34,8 +34,11 @@ def delivered():
 
 
 def _engages():
-    return list(Signal.objects.filter(name="$engage").values("user_id", "tenant_id", "feature",
-                                                             "idempotency_key", "source"))
+    return list(
+        Signal.objects.filter(name="$engage").values(
+            "user_id", "tenant_id", "feature", "idempotency_key", "source"
+        )
+    )
 
 
 def test_the_inbox_lists_delivered_in_app_messages_newest_first_with_the_unread_count(api_as, delivered):
@@ -65,8 +68,15 @@ def test_only_the_first_read_counts_and_emits_engage_for_the_primary_tenant(api_
     one = client.post_json(f"/api/v1/messages/{first}/read", {}).json()
     two = client.post_json(f"/api/v1/messages/{first}/read", {}).json()
     assert one["first_read"] is True and two["first_read"] is False and one["read_at"] == two["read_at"]
-    assert _engages() == [{"user_id": user.pk, "tenant_id": old.pk, "feature": "tips",
-                           "idempotency_key": f"engage:{first}", "source": "system"}]
+    assert _engages() == [
+        {
+            "user_id": user.pk,
+            "tenant_id": old.pk,
+            "feature": "tips",
+            "idempotency_key": f"engage:{first}",
+            "source": "system",
+        }
+    ]
 
 
 def test_a_user_without_a_membership_gets_no_engage(api_as, delivered):
@@ -89,14 +99,14 @@ def test_the_owners_token_reads_and_marks_its_messages_and_no_one_elses(delivere
     stranger = EndUserFactory(external_id="u2")
     mine = token_client(user)
     assert mine.get("/api/v1/users/u1/messages").json()["unread"] == 2
-    assert mine.post(f"/api/v1/messages/{first}/read").json()["first_read"] is True
+    assert mine.generic("POST", f"/api/v1/messages/{first}/read", "").json()["first_read"] is True
     theirs = token_client(stranger)
     assert theirs.get("/api/v1/users/u1/messages").status_code == 403
     assert theirs.post(f"/api/v1/messages/{first}/read").status_code == 403
     assert theirs.get("/api/v1/users/u1/preferences").status_code == 403
     patch = theirs.post("/api/v1/users/u1/preferences", "{}", content_type="application/json")
     assert patch.status_code == 403
-    assert theirs.post("/api/v1/messages/999999/read").status_code == 404
+    assert theirs.generic("POST", "/api/v1/messages/999999/read", "").status_code == 404
     assert mine.get(f"/api/v1/messages/{first}").status_code == 401  # not opted in
 
 
@@ -118,23 +128,30 @@ def test_preferences_default_to_everything_and_a_change_appends_a_preferences_si
     body = client.post_json("/api/v1/users/u1/preferences", {"categories": {"marketing": False}}).json()
     assert body["categories"]["marketing"] is False and body["unsubscribed_all"] is False
     client.post_json("/api/v1/users/u1/preferences", {"categories": {"marketing": False}})  # no change
-    token_client(user).post("/api/v1/users/u1/preferences", '{"unsubscribed_all": true}',
-                            content_type="application/json")
-    rows = list(Signal.objects.filter(user=user, name="$preferences").order_by("pk")
-                .values_list("actor", "properties"))
+    token_client(user).post(
+        "/api/v1/users/u1/preferences", '{"unsubscribed_all": true}', content_type="application/json"
+    )
+    rows = list(
+        Signal.objects.filter(user=user, name="$preferences")
+        .order_by("pk")
+        .values_list("actor", "properties")
+    )
     assert [actor for actor, _ in rows] == ["api_key:test key", "user_token"]
     signals = [properties for _, properties in rows]
     assert signals[1]["unsubscribed_all"] is True and signals[1]["categories"]["marketing"] is False
     assert Preference.objects.get(user=user).updated_by == "user_token"
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"unsubscribed_all": "yes"}, "unsubscribed_all"),
-    ({"categories": {"spam": False}}, "categories.spam"),
-    ({"categories": {"marketing": 0}}, "categories.marketing"),
-    ({"categories": []}, "categories"),
-    ({"colour": "red"}, "colour"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"unsubscribed_all": "yes"}, "unsubscribed_all"),
+        ({"categories": {"spam": False}}, "categories.spam"),
+        ({"categories": {"marketing": 0}}, "categories.marketing"),
+        ({"categories": []}, "categories"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
 def test_bad_preferences_are_400_naming_the_field(api_as, body, field):
     EndUserFactory(external_id="u1")
     response = api_as("send").post_json("/api/v1/users/u1/preferences", body)
@@ -145,3 +162,32 @@ def test_bad_preferences_are_400_naming_the_field(api_as, body, field):
 def test_preferences_of_an_unknown_user_are_404(api_as):
     assert api_as("read").get_json("/api/v1/users/ghost/preferences").status_code == 404
     assert api_as("read").get_json("/api/v1/users/ghost/messages").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "body, content_type, status",
+    [
+        ("{not json", "application/json", 400),
+        ('{"extra": 1}', "application/json", 400),
+        ("[]", "application/json", 400),
+        ("{}", "application/xml", 415),
+        ("x" * (1024 * 1024 + 1), "application/json", 413),
+    ],
+)
+def test_a_read_receipt_refuses_a_malformed_body_and_marks_nothing(
+    api_as, delivered, body, content_type, status
+):
+    first = delivered[1]
+    client = api_as("send")
+    response = client.post(
+        f"/api/v1/messages/{first}/read", body, content_type=content_type, **client._auth({})
+    )
+    assert response.status_code == status
+    assert Message.objects.get(pk=first).read_at is None
+
+
+def test_a_read_receipt_without_any_body_marks_the_message(api_as, delivered):
+    first = delivered[1]
+    client = api_as("send")
+    response = client.generic("POST", f"/api/v1/messages/{first}/read", "", **client._auth({}))
+    assert response.status_code == 200 and response.json()["first_read"] is True
