@@ -36,6 +36,7 @@ class Evaluation:
     bucket: object = stored_bucket
     trail: tuple = ()
     features: set = field(default_factory=set)
+    negated: bool = False  # under a `not`: the SQL must never be NULL (NOT NULL is NULL, not true)
 
     def inside(self, slug: str) -> "Evaluation":
         return replace(self, trail=(*self.trail, slug))
@@ -69,7 +70,7 @@ def compile_condition(node: dict, evaluation: Evaluation) -> Q:
         parts = [compile_condition(child, evaluation) for child in children]
         return reduce(and_ if "all" in node else or_, parts)
     if "not" in node:
-        return ~compile_condition(node["not"], evaluation)
+        return ~compile_condition(node["not"], replace(evaluation, negated=True))
     for kind, compile_leaf in LEAVES.items():
         if kind in node:
             return compile_leaf(node, evaluation)

@@ -1,7 +1,8 @@
 """Type-guarded comparisons on a value inside a JSON column, one meaning on both databases.
 
 `JsonCondition(column, path, op, value)` is a boolean SQL expression that is
-never NULL, so `not`, `neq` and `not_exists` are plain negations. Its meaning:
+never NULL (unless asked for with `nullable=True`, which only a condition no
+`not` wraps may do), so `not`, `neq` and `not_exists` are plain negations. Its meaning:
 
 - the value at the dotted `path` is *missing* when the key is absent or JSON null;
 - `eq` / `in` match only a stored value of the same JSON type (`"5"` is not `5`,
@@ -39,15 +40,21 @@ def json_kind(value) -> str:
 
 
 class JsonCondition(Func):
-    """`op` applied to `column` at `path` (a tuple of object keys)."""
+    """`op` applied to `column` at `path` (a tuple of object keys).
+
+    `nullable=True` lets the PostgreSQL SQL be NULL (read as false) for a missing
+    value, which saves a `COALESCE`; only a caller that never negates it may ask
+    for that (a property leaf outside any `not`, an event's `where`). `neq` and
+    `not_exists` are never NULL either way. SQLite always coalesces.
+    """
 
     output_field = BooleanField()
     conditional = True
     arity = 1
 
-    def __init__(self, column, path: tuple[str, ...], op: str, value=None):
+    def __init__(self, column, path: tuple[str, ...], op: str, value=None, *, nullable: bool = False):
         super().__init__(column)
-        self.path, self.op, self.value = tuple(path), op, value
+        self.path, self.op, self.value, self.nullable = tuple(path), op, value, nullable
 
     def as_sql(self, compiler, connection, **extra):
         raise NotSupportedError(f"criteria support PostgreSQL and SQLite, not {connection.vendor}")
@@ -67,39 +74,36 @@ class JsonCondition(Func):
     def as_postgresql(self, compiler, connection, **extra):
         column, params = self._column(compiler, connection)
         sql, own = PostgresCondition(column, list(self.path)).build(self.op, self.value)
+        if self.nullable or self.op in PostgresCondition.NEVER_NULL:
+            return f"({sql})", (*params, *own)
         return f"COALESCE(({sql}), false)", (*params, *own)
 
 
 class _Condition:
     """Builds (sql, params) for one operator; the column SQL is repeated, its params are not
-    (the column is a plain column reference, which has none). A missing path makes the type
-    test NULL, so a negation coalesces before it negates."""
+    (the column is a plain column reference, which has none)."""
 
     def build(self, op: str, value):
         if op == "exists":
             return self.exists()
         if op == "not_exists":
-            sql, params = self.exists()
-            return f"NOT COALESCE(({sql}), {self.false})", params
+            return self.not_exists()
         if op == "eq":
             return self.equal(value)
         if op == "neq":
-            sql, params = self.equal(value)
-            return f"NOT COALESCE(({sql}), {self.false})", params
+            return self.not_equal(value)
         if op == "in":
-            return self.any_of([self.equal(item) for item in value])
+            return self.any_of(value)
         if op in ORDER:
             return self.order(ORDER[op], value)
         if op == "contains":
             return self.contains(value)
         raise ValueError(f"unknown operator {op!r}")
 
-    @staticmethod
-    def any_of(parts):
-        return " OR ".join(f"({sql})" for sql, _ in parts), tuple(p for _, params in parts for p in params)
-
 
 class SqliteCondition(_Condition):
+    """A missing path makes the type test NULL, so a negation coalesces before it negates."""
+
     false = "0"
 
     def __init__(self, column: str, path: str):
@@ -109,6 +113,18 @@ class SqliteCondition(_Condition):
 
     def exists(self):
         return f"{self.type} IS NOT NULL AND {self.type} != 'null'", (self.path, self.path)
+
+    def not_exists(self):
+        sql, params = self.exists()
+        return f"NOT COALESCE(({sql}), 0)", params
+
+    def not_equal(self, value):
+        sql, params = self.equal(value)
+        return f"NOT COALESCE(({sql}), 0)", params
+
+    def any_of(self, values):
+        parts = [self.equal(item) for item in values]
+        return " OR ".join(f"({sql})" for sql, _ in parts), tuple(p for _, params in parts for p in params)
 
     def equal(self, value):
         kind = json_kind(value)
@@ -134,25 +150,38 @@ class SqliteCondition(_Condition):
 
 
 class PostgresCondition(_Condition):
-    false = "false"
+    """`->` for a one-key path, `#>` for a dotted one. Equality (`eq`, `neq`, `in`) is one
+    jsonb comparison of the extracted value with the criteria value as jsonb: jsonb
+    equality already holds only within one JSON type and compares numbers as numbers, so
+    it needs no type guard. Orders and `contains` keep `jsonb_typeof` (jsonb orders
+    across types). The SQL is NULL for a missing value except for `neq` and `not_exists`,
+    which are written never to be NULL."""
+
+    NEVER_NULL = ("neq", "not_exists")
 
     def __init__(self, column: str, path: list[str]):
-        self.json = f"({column} #> %s::text[])"
+        if len(path) == 1:
+            self.json, self.text = f"({column} -> %s::text)", f"({column} ->> %s::text)"
+            self.path = path[0]
+        else:
+            self.json, self.text = f"({column} #> %s::text[])", f"({column} #>> %s::text[])"
+            self.path = path
         self.type = f"jsonb_typeof({self.json})"
-        self.text = f"({self.json} #>> '{{}}')"
-        self.path = path
 
     def exists(self):
-        return f"{self.type} IS NOT NULL AND {self.type} != 'null'", (self.path, self.path)
+        return f"{self.json} <> 'null'::jsonb", (self.path,)
+
+    def not_exists(self):
+        return f"COALESCE({self.json}, 'null'::jsonb) = 'null'::jsonb", (self.path,)
 
     def equal(self, value):
-        kind = json_kind(value)
-        if kind in (TRUE, FALSE):
-            return f"{self.type} = 'boolean' AND {self.json} = '{kind}'::jsonb", (self.path, self.path)
-        if kind == NUMBER:
-            return (f"{self.type} = 'number' AND {self.json} = %s::jsonb",
-                    (self.path, self.path, json.dumps(value)))
-        return f"{self.type} = 'string' AND {self.text} = %s", (self.path, self.path, value)
+        return f"{self.json} = %s::jsonb", (self.path, _jsonb(value))
+
+    def not_equal(self, value):
+        return f"{self.json} IS DISTINCT FROM %s::jsonb", (self.path, _jsonb(value))
+
+    def any_of(self, values):
+        return f"{self.json} = ANY(%s::jsonb[])", (self.path, [_jsonb(item) for item in values])
 
     def order(self, operator: str, value):
         if json_kind(value) == NUMBER:
@@ -168,3 +197,9 @@ class PostgresCondition(_Condition):
             return member, member_params
         substring = f"{self.type} = 'string' AND strpos({self.text}, %s) > 0"
         return f"({substring}) OR ({member})", (self.path, self.path, value, *member_params)
+
+
+def _jsonb(value) -> str:
+    """A criteria scalar as jsonb text (its JSON type checked, as `json_kind` does)."""
+    json_kind(value)
+    return json.dumps(value)

@@ -31,14 +31,15 @@ def path_of(dotted: str) -> tuple[str, ...]:
     return tuple(dotted.split("."))
 
 
-def property_condition(column: str, condition: dict) -> Q:
-    """A property condition (`property`, `op`, `value`) on the JSON column `column`."""
+def property_condition(column: str, condition: dict, *, nullable: bool) -> Q:
+    """A property condition (`property`, `op`, `value`) on the JSON column `column`;
+    `nullable` only where no negation wraps it (see `JsonCondition`)."""
     return Q(JsonCondition(F(column), path_of(condition["property"]), condition["op"],
-                           condition.get("value")))
+                           condition.get("value"), nullable=nullable))
 
 
 def compile_property(node: dict, evaluation) -> Q:
-    return property_condition("properties", node)
+    return property_condition("properties", node, nullable=not evaluation.negated)
 
 
 def _signals(node: dict, evaluation):
@@ -46,8 +47,9 @@ def _signals(node: dict, evaluation):
     signals = Signal.objects.filter(name=node["event"], occurred_at__lte=evaluation.now)
     if node.get("within"):
         signals = signals.filter(occurred_at__gte=evaluation.now - parse_duration(node["within"]))
+    # A `where` filters rows inside the subquery; a negation wraps only its EXISTS or count.
     for condition in node.get("where", ()):
-        signals = signals.filter(property_condition("properties", condition))
+        signals = signals.filter(property_condition("properties", condition, nullable=True))
     return signals
 
 

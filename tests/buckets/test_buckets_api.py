@@ -183,6 +183,13 @@ def test_the_preview_counts_and_samples_users_matching_now_and_saves_nothing(api
     assert not Bucket.objects.exists()
 
 
+def test_a_preview_nobody_matches_counts_zero_with_an_empty_sample(api_as):
+    EndUserFactory(external_id="u1")
+    response = api_as("read").post_json("/api/v1/buckets/preview", {"criteria": OPENED})
+    assert response.status_code == 200, response.content
+    assert response.json() == {"count": 0, "sample": []}
+
+
 @pytest.mark.parametrize("body, field", [
     pytest.param({}, "criteria", id="no criteria"),
     pytest.param({"criteria": {"any": []}}, "criteria.any", id="an empty any"),
