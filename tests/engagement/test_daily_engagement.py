@@ -226,14 +226,23 @@ def test_the_threshold_setting_is_read_in_days(settings):
     assert state_of(user) == S.GOODBYE_SENT
 
 
-def test_without_the_tuning_model_the_default_lookup_answers_none():
-    from django.apps import apps
+def test_the_default_lookup_reads_the_thresholds_tuning_wrote_into_calibrations():
+    """The shipped PULSE_CALIBRATION_LOOKUP against the real table tune_thresholds writes."""
+    from engagement.models import Calibration
 
-    from engagement.loops.thresholds import calibration_table
-
-    if "calibration" in apps.all_models["engagement"]:
-        pytest.skip("the tuning issue's Calibration model is installed")
-    assert calibration_table("inactivity-threshold-days") is None
+    quick, plain = TenantFactory(), TenantFactory()
+    Calibration.objects.create(tenant=quick, key="inactivity-threshold-days", value=7, sample_size=80,
+                               window_days=90, computed_at=NOW)
+    Calibration.objects.create(tenant=plain, key="engagement-rate:tips", value=7, sample_size=80,
+                               window_days=30, computed_at=NOW)
+    at = {
+        "quick_8": user_in(inactive=8 * DAY, user=EndUserFactory(primary_tenant=quick)),
+        "plain_8": user_in(inactive=8 * DAY, user=EndUserFactory(primary_tenant=plain)),
+        "plain_14": user_in(inactive=14 * DAY, user=EndUserFactory(primary_tenant=plain)),
+    }
+    run_daily_engagement(NOW)
+    moved = {name for name, user in at.items() if state_of(user) == S.GOODBYE_SENT}
+    assert moved == {"quick_8", "plain_14"}
 
 
 # --- bounded work ---------------------------------------------------------------
