@@ -6,7 +6,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tests.engagement.test_admin_browser import CHROMIUM, CHROMIUM_ARGS, PASSWORD
+from tests.browser import CHROMIUM, open_page
+from tests.engagement.test_admin_browser import PASSWORD
 from tests.factories import EndUserFactory, SignalFactory
 
 pytestmark = [
@@ -26,14 +27,9 @@ def site(transactional_db, django_user_model):
 
 @pytest.fixture
 def page(site):
-    """Opened after `site`: no ORM call happens while the browser's event loop runs."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser.new_page()
-        finally:
-            browser.close()
+    """Opened after `site` (tests/browser.py)."""
+    with open_page() as page:
+        yield page
 
 
 def test_staff_see_who_matches_while_typing_and_save_the_bucket(site, live_server, page):

@@ -1,20 +1,15 @@
 """The staff admin in a real headless Chromium (Debian's /usr/bin/chromium), against live_server."""
 
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
 
 from engagement import keys
 from engagement.models import JobRun
+from tests.browser import CHROMIUM, open_page
 from tests.factories import EndUserFactory, MembershipFactory, SignalFactory, TenantFactory
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 PASSWORD = "correct-horse-battery-staple"
 
 pytestmark = [
@@ -46,13 +41,8 @@ def page(site):
     """Started after `site`: Playwright's sync API runs an event loop in this thread, and
     Django refuses ORM calls from a thread with a running loop, so no ORM call happens
     while the browser is open (the rows are read before, the flush happens after)."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser.new_page()
-        finally:
-            browser.close()
+    with open_page() as page:
+        yield page
 
 
 def test_staff_log_in_and_open_every_admin_list_and_a_user_page(site, live_server, page, tmp_path):
