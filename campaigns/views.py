@@ -12,6 +12,7 @@ from engagement import validation as v
 from engagement.api import (
     ApiError,
     api_view,
+    error_response,
     json_response,
     optional_json_object,
     parse_json_object,
@@ -155,15 +156,20 @@ def owner_token_view(scopes: dict, token_methods: tuple):
     """`api_view` for a route named by message id that the message's owner's token may call.
 
     The plumbing accepts a token for the route's `user_ref`; here that ref is
-    the message owner's, looked up from the id, so another user's token is
-    refused (403) and a token naming a missing message gets the 404."""
+    the message owner's, looked up from the id. A valid token naming a message
+    of another user gets the same 404 as one naming a missing message, so a
+    token cannot probe which message ids exist."""
 
     def decorate(view):
         inner = api_view(scopes, user_token=token_methods)(view)
 
         @wraps(inner)
         def outer(request, message_id):
-            return inner(request, message_id=message_id, user_ref=_owner_ref(request, message_id))
+            owner_id = _owner_id(message_id)
+            token = _token_of(request)
+            if token is not None and owner_id != token.user_id:
+                return error_response(404, "not_found", "no such message")
+            return inner(request, message_id=message_id, user_ref=_ref_of(owner_id or _token_user(token)))
 
         for name in ("pulse_scopes", "pulse_methods", "pulse_user_token"):
             setattr(outer, name, getattr(inner, name))
@@ -172,13 +178,17 @@ def owner_token_view(scopes: dict, token_methods: tuple):
     return decorate
 
 
-def _owner_ref(request, message_id: str) -> str | None:
-    user_id = None
-    if message_id.isdigit() and len(message_id) <= 18:
-        user_id = Message.objects.filter(pk=int(message_id)).values_list("user_id", flat=True).first()
-    if user_id is None:
-        token = _token_of(request)
-        user_id = token.user_id if token else None
+def _owner_id(message_id: str) -> int | None:
+    if not (message_id.isdigit() and len(message_id) <= 18):
+        return None
+    return Message.objects.filter(pk=int(message_id)).values_list("user_id", flat=True).first()
+
+
+def _token_user(token) -> int | None:
+    return token.user_id if token else None
+
+
+def _ref_of(user_id: int | None) -> str | None:
     if user_id is None:
         return None
     from engagement.models import EndUser

@@ -172,9 +172,11 @@ def public_view(methods: Iterable[str]) -> Callable:
 
 
 def _dispatch(view, scopes, token_methods, request, args, kwargs):
+    if request.method == "HEAD" and "GET" in scopes:
+        return _head(view, scopes, token_methods, request, args, kwargs)
     try:
         if request.method not in scopes:
-            raise method_not_allowed(scopes)
+            raise method_not_allowed([*scopes, "HEAD"] if "GET" in scopes else scopes)
         raw = bearer_key(request)
         if user_tokens.looks_like_token(raw):
             if request.method not in token_methods:
@@ -187,6 +189,19 @@ def _dispatch(view, scopes, token_methods, request, args, kwargs):
         return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
     except IdentityConflict as exc:
         return error_response(409, exc.code, str(exc))
+
+
+def _head(view, scopes, token_methods, request, args, kwargs):
+    """HEAD is GET without the body (RFC 9110 §9.3.2): same status, same headers, same auth."""
+    request.method = "GET"
+    try:
+        response = _dispatch(view, scopes, token_methods, request, args, kwargs)
+    finally:
+        request.method = "HEAD"
+    if not getattr(response, "streaming", False):
+        response["Content-Length"] = str(len(response.content))
+        response.content = b""
+    return response
 
 
 def _cors(request, response, methods, *, preflight: bool = False):

@@ -102,7 +102,10 @@ def test_the_owners_token_reads_and_marks_its_messages_and_no_one_elses(delivere
     assert mine.generic("POST", f"/api/v1/messages/{first}/read", "").json()["first_read"] is True
     theirs = token_client(stranger)
     assert theirs.get("/api/v1/users/u1/messages").status_code == 403
-    assert theirs.post(f"/api/v1/messages/{first}/read").status_code == 403
+    theirs_read = theirs.post(f"/api/v1/messages/{first}/read")
+    missing_read = theirs.post("/api/v1/messages/999999/read")
+    assert theirs_read.status_code == missing_read.status_code == 404
+    assert theirs_read.json() == missing_read.json()  # another user's message id is not an oracle
     assert theirs.get("/api/v1/users/u1/preferences").status_code == 403
     patch = theirs.post("/api/v1/users/u1/preferences", "{}", content_type="application/json")
     assert patch.status_code == 403

@@ -100,7 +100,7 @@ def test_the_native_api_refuses_other_content_encodings_with_415(api, encoding):
 def test_a_405_names_the_allowed_methods(api):
     response = api.generic("PATCH", "/api/v1/users/ext:u1", "", **api._auth({}))
     assert response.status_code == 405
-    assert response.headers["Allow"] == "DELETE, GET"
+    assert response.headers["Allow"] == "DELETE, GET, HEAD"
     segment = api.get("/v1/track")
     assert segment.status_code == 405 and segment.headers["Allow"] == "POST"
 
@@ -111,6 +111,25 @@ def test_public_json_routes_refuse_writes_with_a_json_405_not_a_csrf_page(client
     assert response.status_code == 405
     assert response.json()["error"]["code"] == "method_not_allowed"
     assert response.headers["Allow"] == "GET, HEAD"
+
+
+def test_head_on_a_read_route_answers_like_get_without_a_body(api, api_as):
+    api_as("ingest").post_json("/api/v1/users", {"id": "u1"})
+    reader = api_as("read")
+    got = reader.get("/api/v1/users/ext:u1", **reader._auth({}))
+    head = reader.generic("HEAD", "/api/v1/users/ext:u1", **reader._auth({}))
+    assert head.status_code == got.status_code == 200
+    assert head.content == b"" and head.headers["Content-Length"] == str(len(got.content))
+    assert head.headers["Content-Type"] == got.headers["Content-Type"]
+    assert reader.generic("HEAD", "/api/v1/users/ext:nobody", **reader._auth({})).status_code == 404
+    assert api.generic("HEAD", "/api/v1/users/ext:u1").status_code == 401
+    writer = api_as("ingest")
+    assert writer.generic("HEAD", "/api/v1/users/ext:u1", **writer._auth({})).status_code == 403
+
+
+def test_head_is_refused_where_get_is_not_served(api):
+    response = api.generic("HEAD", "/api/v1/users", **api._auth({}))
+    assert response.status_code == 405 and "HEAD" not in response.headers["Allow"]
 
 
 def test_a_401_carries_a_challenge_for_native_and_segment_routes(client):

@@ -75,7 +75,7 @@ def _grants(kind: str, scope: str | None) -> bool:
 
 
 @pytest.mark.parametrize("credential", CREDENTIALS)
-@pytest.mark.parametrize("path, method, scope, token_methods", _operations())
+@pytest.mark.parametrize("path, method, scope, token_methods", list(_operations()))
 def test_every_route_answers_every_credential_with_exactly_what_its_scope_grants(
     victim, path, method, scope, token_methods, credential
 ):
