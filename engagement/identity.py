@@ -151,11 +151,13 @@ def find_user(ids: Identifiers) -> EndUser | None:
 
 # --- linking by email from public keys ---------------------------------------
 
-PUBLIC_EMAIL_LINK = (
-    "the email in this request names an existing user, and a key without the 'read' scope "
-    "cannot link other identifiers to a user by email; send this from your server with a key "
-    "that also has 'read'"
-)
+def without_email(ids: Identifiers) -> Identifiers:
+    """The identifiers of a request from a public key whose email would link it to the
+    email's owner (`links_by_email`): that email is not used to resolve the user.
+
+    Dropping it, rather than refusing the request, answers exactly as a request with an
+    email nobody has: a public key never learns whether an address belongs to a user."""
+    return Identifiers(ids.external_id, ids.anonymous_id, None)
 
 
 def links_by_email(identities: Sequence[Identifiers]) -> set[Identifiers]:
@@ -165,7 +167,8 @@ def links_by_email(identities: Sequence[Identifiers]) -> set[Identifiers]:
     An email sent from a public (`ingest`-only) key is unverified: anyone can type one. If it
     could link a new external id to the user who owns that email, a browser key would take
     that user over (its properties, its inbox through a user token minted for the new id, its
-    erasure). Servers, which know their users' emails are theirs, use a key that also reads.
+    erasure). Servers, which know their users' emails are theirs, use a key that also reads;
+    public keys resolve such requests `without_email`.
     """
     emails = {ids.email for ids in identities if ids.email and (ids.external_id or ids.anonymous_id)}
     if not emails:

@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 
 from . import idempotency
 from .bulk import insert_returning
-from .identity import PUBLIC_EMAIL_LINK, Identifiers, IdentityConflict, links_by_email, resolve_users
+from .identity import Identifiers, links_by_email, resolve_users, without_email
 from .models import EndUser, Signal
 from .pipeline import enqueue
 from .tenancy import ensure_memberships, ensure_tenants
@@ -93,7 +93,7 @@ def ingest_signals(
     with transaction.atomic():
         valid = _judge_keys(timely, result, offset)
         if valid and public:
-            valid = _reject_email_links(valid, result, offset)
+            valid = _drop_email_links(valid)
         if valid:
             conflicts: dict[Identifiers, str] = {}
             users = resolve_users([i.ids for _, i in valid], now=now, conflicts=conflicts)
@@ -108,17 +108,14 @@ def ingest_signals(
     return result
 
 
-def _reject_email_links(valid, result: IngestResult, offset: int) -> list[tuple[int, SignalInput]]:
+def _drop_email_links(valid) -> list[tuple[int, SignalInput]]:
     """From a public key, an item whose email would link its other ids to the email's owner
-    is rejected alone (identity.links_by_email says why)."""
+    is resolved without that email (identity.links_by_email, identity.without_email)."""
     linking = links_by_email([item.ids for _, item in valid])
-    if not linking:
-        return valid
-    error = {"field": "user", "message": PUBLIC_EMAIL_LINK, "code": IdentityConflict.code}
-    for index, item in valid:
+    for _, item in valid:
         if item.ids in linking:
-            result.rejected.append({"index": index + offset, "errors": [error]})
-    return [(index, item) for index, item in valid if item.ids not in linking]
+            item.ids = without_email(item.ids)
+    return valid
 
 
 def _judge_keys(timely, result: IngestResult, offset: int) -> list[tuple[int, SignalInput]]:

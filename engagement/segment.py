@@ -60,7 +60,7 @@ from . import idempotency, people, schemas
 from . import validation as v
 from .api import ApiError, decode_json_object
 from .http_body import decoded_body
-from .identity import PUBLIC_EMAIL_LINK, Identifiers, IdentityConflict, links_by_email
+from .identity import Identifiers, IdentityConflict, links_by_email, without_email
 from .ingest import SignalInput, ingest_signals
 from .models import Signal
 from .signal_names import RESERVED_CODE, RESERVED_MESSAGE, is_reserved
@@ -391,7 +391,7 @@ def receive(kind: str, payload: dict, *, now: datetime, actor: str, public: bool
     """Store one call (`kind` is a message type) or a batch; return the 200 body.
 
     `actor` (`api_key:<name>`) goes on the system signals of identify, group and alias.
-    `public` (a write key without the read scope) forbids linking ids to a user by email.
+    `public` (a write key without the read scope): an email never links ids to its owner.
 
     Raises ApiError(400) when a single call is invalid or when no message of a
     batch could be stored; a batch otherwise succeeds and lists what it dropped.
@@ -461,9 +461,8 @@ def store(
         verdicts = idempotency.verdicts([(c.idempotency_key, c.request_hash) for _, c in calls])
         linking = links_by_email([c.ids for _, c in calls]) if public else set()
         for (index, call), verdict in zip(calls, verdicts, strict=True):
-            if call.ids in linking and verdict != idempotency.DUPLICATE:
-                outcome.drop(index, PUBLIC_EMAIL_LINK, IdentityConflict.code)
-                continue
+            if call.ids in linking:
+                call.ids = without_email(call.ids)
             if verdict == idempotency.DUPLICATE:
                 outcome.duplicates += 1
                 continue

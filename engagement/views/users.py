@@ -16,7 +16,7 @@ from ..api import (
     user_for_ref,
 )
 from ..erase import erase_user
-from ..identity import PUBLIC_EMAIL_LINK, IdentityConflict, links_by_email
+from ..identity import links_by_email, without_email
 from ..native import parse_identify
 from ..people import identify
 from ..refs import canonical_ref, ref_for
@@ -28,18 +28,20 @@ TOKEN = schemas.spec(schemas.TOKEN_REQUEST)
 @api_view({"POST": "ingest"})
 def users_collection(request):
     """Identify. An `ingest`-only key may ship inside client apps, so it learns nothing it did
-    not send: the ref it gets back is made of the request's own strongest identifier (the
-    canonical ref could reveal an external id it never knew), and it may not link ids to a
-    user by email (`identity.links_by_email`)."""
+    not send, not even whether the user existed: it always gets 200 and a ref made of the
+    request's own strongest identifier (the canonical ref could reveal an external id it never
+    knew), and its email never links other ids to an existing user
+    (`identity.links_by_email`)."""
     try:
         change = parse_identify(parse_json_object(request))
     except v.Invalid as exc:
         raise ApiError(400, "invalid_request", "the body has invalid fields", exc.errors) from None
     reads = allows(request, "read")
-    if not reads and links_by_email([change.ids]):
-        raise IdentityConflict(PUBLIC_EMAIL_LINK)
+    ids = change.ids
+    if not reads and links_by_email([ids]):
+        ids = without_email(ids)
     resolution = identify(
-        change.ids,
+        ids,
         now=timezone.now(),
         actor=request.actor,
         properties=change.properties,
@@ -48,11 +50,12 @@ def users_collection(request):
         tenants=change.tenants,
         reengagement_opt_out=change.reengagement_opt_out,
     )
-    status = 201 if resolution.created else 200
-    body = serialize_user(resolution.user) if reads else {"id": own_ref(change.ids)}
+    if not reads:
+        return json_response({"id": own_ref(change.ids)})
+    body = serialize_user(resolution.user)
     body["created"] = resolution.created
     body["merged_user_ids"] = resolution.merged_ids
-    return json_response(body, status=status)
+    return json_response(body, status=201 if resolution.created else 200)
 
 
 @api_view({"GET": "read", "DELETE": "admin"})

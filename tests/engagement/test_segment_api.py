@@ -402,10 +402,12 @@ def test_alias_defaults_previous_id_to_anonymous_id(send):
     assert find_user(Identifiers(anonymous_id="anon-2")).external_id == "u2"
 
 
-def test_identity_conflict_is_400_with_its_code(send):
+def test_identity_conflict_is_400_with_its_code(send, make_key):
+    """From a server key: a public key's email never links, so it meets no such conflict."""
     EndUserFactory(external_id="u1", email="ann@example.com")
 
-    response = send("identify", {"userId": "u2", "traits": {"email": "ann@example.com"}})
+    response = send("identify", {"userId": "u2", "traits": {"email": "ann@example.com"}},
+                    raw_key=make_key("ingest,read"))
 
     assert response.status_code == 400
     assert response.json()["code"] == "identity_conflict"
@@ -460,7 +462,7 @@ def test_batch_drops_a_future_item_and_keeps_the_rest(send):
     assert list(segment_signals().values_list("name", flat=True)) == ["Present"]
 
 
-def test_batch_isolates_an_identity_conflict_without_losing_its_neighbours(send):
+def test_batch_isolates_an_identity_conflict_without_losing_its_neighbours(send, make_key):
     EndUserFactory(external_id="u1", email="ann@example.com")
 
     response = send("batch", {"batch": [
@@ -468,7 +470,7 @@ def test_batch_isolates_an_identity_conflict_without_losing_its_neighbours(send)
          "context": {"traits": {"email": "ann@example.com"}}},
         {"type": "track", "userId": "u3", "event": "Fine"},
         {"type": "track", "userId": "u1", "event": "Fine"},
-    ]})
+    ]}, raw_key=make_key("ingest,read"))
 
     assert response.status_code == 200
     assert response.json()["dropped"] == [{"index": 0, "code": "identity_conflict",
