@@ -4,12 +4,13 @@ from .models import Membership, Signal
 
 
 def erase_signals(erasure) -> dict:
-    """Signals stay as anonymous counts (name, time, tenant); their payloads go.
+    """Signals stay as anonymous counts (name, time, tenant); their payloads go, and so does
+    the text of a handler's failure on them (an exception message may quote the payload).
 
     The merged users' signals too: a merge moves them, but whatever stayed on a
     loser (rows from before a merge handler existed, say) is the same person's."""
     count = Signal.objects.filter(user_id__in=erasure.user_ids).update(
-        properties={}, context={}, idempotency_key=None, request_hash=None
+        properties={}, context={}, idempotency_key=None, request_hash=None, error=""
     )
     return {"signals_scrubbed": count}
 

@@ -17,7 +17,8 @@ def test_erasing_removes_personal_data_and_keeps_counts(api):
         timezone="Europe/Paris",
     )
     MembershipFactory(user=user)
-    SignalFactory.create_batch(2, user=user, properties={"query": "ada's secret"}, context={"ip": "1.2.3.4"})
+    SignalFactory.create_batch(2, user=user, properties={"query": "ada's secret"}, context={"ip": "1.2.3.4"},
+                               error="ValueError: bad query 'ada's secret'")
     UserAlias.objects.create(user=user, kind="email", value="old@x.io", created_at=user.first_seen_at)
 
     response = api.delete_json("/api/v1/users/u1")
@@ -36,6 +37,7 @@ def test_erasing_removes_personal_data_and_keeps_counts(api):
     assert Signal.objects.filter(user=user).count() == 2
     assert not Signal.objects.filter(user=user).exclude(properties={}).exists()
     assert not Signal.objects.filter(user=user).exclude(context={}).exists()
+    assert not Signal.objects.filter(user=user).exclude(error="").exists()
     assert Membership.objects.filter(user=user).count() == 1
     assert not UserAlias.objects.filter(user=user).exists()
     erasure = Erasure.objects.get()
