@@ -7,6 +7,7 @@ cleaned dict, or raises `Invalid` carrying every problem found as
 
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -178,12 +179,17 @@ def json_object(max_depth: int = MAX_JSON_DEPTH) -> Callable:
     return check
 
 
+# A date alone ("2026-12-01", which Python's ISO parser reads as midnight) is not a moment:
+# an hour guessed for it would misplace the signal in every window and time zone.
+_HAS_TIME = re.compile(r"\d[T ]\d")
+
+
 def timestamp(value, where) -> datetime:
     """ISO 8601 date-time; without an offset it is taken as UTC."""
     if not isinstance(value, str):
         _fail(where, f"must be an ISO 8601 date-time string, not {_type_name(value)}")
     try:
-        parsed = parse_datetime(value.strip())
+        parsed = parse_datetime(value.strip()) if _HAS_TIME.search(value) else None
     except ValueError:
         parsed = None
     if parsed is None:

@@ -150,6 +150,9 @@ def test_a_batch_over_1000_signals_is_refused(api):
         b'{"user": {"id": "u"}, "name": "x", "properties": {"k": "\\udfff"}}',
         b'{"user": {"id": "u"}, "name": "x", "occurred_at": "0001-01-01T00:00:00+05:00"}',
         b'{"user": {"id": "u"}, "name": "x", "occurred_at": "2026-13-45T00:00:00Z"}',
+        b'{"user": {"id": "u"}, "name": "x", "occurred_at": "2026-11-30"}',
+        b'{"user": {"id": "u"}, "name": "x", "occurred_at": "20261130"}',
+        b'{"user": {"id": "u"}, "name": "x", "occurred_at": "2026-W48-1"}',
         b'\xff\xfe{"user": 1}',
         b'{"user": {"id": "u"}, "name": "x", "tenant": 5}',
     ],
@@ -160,6 +163,18 @@ def test_unusable_bodies_answer_400_with_the_error_shape(api, body):
     error = response.json()["error"]
     assert set(error) == {"code", "message", "details"}
     assert Signal.objects.count() == 0
+
+
+@pytest.mark.parametrize("moment", ["2026-11-30", "20261130", "2026-W48-1"])
+def test_a_date_without_a_time_is_refused_rather_than_guessed_as_midnight(api, moment):
+    response = api.post_json("/api/v1/signals", {"user": {"id": "u"}, "name": "x", "occurred_at": moment})
+    assert response.status_code == 400
+    [item] = response.json()["error"]["details"]
+    assert item["errors"] == [
+        {"field": "occurred_at", "message": "must be an ISO 8601 date-time such as 2026-01-31T12:00:00Z"}
+    ]
+    timed = {"user": {"id": "u"}, "name": "x", "occurred_at": "2026-11-30T09:00:00Z"}
+    assert api.post_json("/api/v1/signals", timed).status_code == 202
 
 
 def test_deeply_nested_properties_are_rejected_not_crashing(api):
