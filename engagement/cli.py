@@ -10,7 +10,9 @@ from .validation import Invalid, timestamp
 
 def add_now_argument(parser) -> None:
     parser.add_argument(
-        "--now", help="run as if it were this ISO 8601 time (UTC when no offset); default: now"
+        "--now",
+        help="run as if it were this ISO 8601 time (UTC when no offset; a bare date is its midnight UTC); "
+        "default: now",
     )
 
 
@@ -22,7 +24,7 @@ def parse_now(value: str | None) -> datetime:
 
 def parse_time(value: str, option: str) -> datetime:
     try:
-        return timestamp(value, option)
+        return timestamp(value, option, date_is_midnight=True)
     except Invalid as exc:
         raise CommandError(f"{option}: {exc.errors[0]['message']}") from None
 

@@ -184,12 +184,13 @@ def json_object(max_depth: int = MAX_JSON_DEPTH) -> Callable:
 _HAS_TIME = re.compile(r"\d[T ]\d")
 
 
-def timestamp(value, where) -> datetime:
-    """ISO 8601 date-time; without an offset it is taken as UTC."""
+def timestamp(value, where, *, date_is_midnight: bool = False) -> datetime:
+    """ISO 8601 date-time; without an offset it is taken as UTC. A bare date is refused
+    unless `date_is_midnight` (an operator's `--now 2026-12-15` means that day's start)."""
     if not isinstance(value, str):
         _fail(where, f"must be an ISO 8601 date-time string, not {_type_name(value)}")
     try:
-        parsed = parse_datetime(value.strip()) if _HAS_TIME.search(value) else None
+        parsed = parse_datetime(value.strip()) if date_is_midnight or _HAS_TIME.search(value) else None
     except ValueError:
         parsed = None
     if parsed is None:

@@ -210,6 +210,17 @@ def test_a_job_command_is_a_manual_run_of_its_kind_at_its_now(capsys):
     assert "trigger=manual status=succeeded" in capsys.readouterr().out
 
 
+def test_a_job_commands_now_may_be_a_bare_date_meaning_its_midnight_utc():
+    call_command(HourlyCommand(), "--now", "2026-03-02")
+    assert CALLS == [("manual", at("2026-03-02T00:00:00"))]
+
+
+def test_a_job_commands_unreadable_now_is_a_clear_command_error():
+    with pytest.raises(CommandError, match="--now: must be an ISO 8601 date-time"):
+        call_command(HourlyCommand(), "--now", "next tuesday")
+    assert CALLS == []
+
+
 # --- the (kind, window) key holds for scheduled runs only, on both databases -----------
 
 
