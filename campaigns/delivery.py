@@ -25,7 +25,8 @@ from django.utils import timezone
 
 from . import gate, rendering
 from .channels import Outcome, get_channel
-from .models import Message, TemplateVersion
+from .claimed import load
+from .models import Message
 from .outcomes import DeliveryResult, Outcomes
 
 log = logging.getLogger("pulse.messages")
@@ -126,19 +127,6 @@ def deliver_batch(token: str, ids: list[int], *, now: datetime) -> DeliveryResul
             outcomes.flush(result)
     outcomes.flush(result)
     return result
-
-
-def load(token: str, ids: list[int]) -> list[Message]:
-    """The batch's messages still held under `token`, with their users, templates and
-    versions: two queries (a batch uses a few template versions, not one per message)."""
-    held = Message.objects.filter(pk__in=ids, lease_token=token).select_related("user").order_by("pk")
-    messages = list(held)
-    wanted = {m.template_version_id for m in messages}
-    versions = TemplateVersion.objects.select_related("template").in_bulk(wanted)
-    for message in messages:
-        version = versions[message.template_version_id]
-        message.template_version, message.template = version, version.template
-    return messages
 
 
 def _render(message, outcomes: Outcomes):

@@ -2,7 +2,7 @@
 
 A batch's outcomes are collected in Python and written together: the sent,
 failed, retried and skipped messages each with one `UPDATE … FROM (VALUES …)`
-(`engagement.bulk.update_returning`) whose rows carry their own values (the
+(campaigns/held_update.py) whose rows carry their own values (the
 rendered snapshot, the error, the next attempt, the skip reason). Every update
 holds only where the message is still `sending` under the batch's lease token,
 so a worker whose lease lapsed (its messages were reclaimed) records nothing.
@@ -12,10 +12,7 @@ For in-app messages the `sent` update is the delivery itself: exactly once.
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
-from django.db import connection
-
-from engagement.bulk import update_returning
-
+from .held_update import update_held
 from .models import Message
 
 Status = Message.Status
@@ -80,14 +77,12 @@ class Outcomes:
             "retried": {"status": Status.QUEUED, "gated_at": None},
             "skipped": {"status": Status.SKIPPED},
         }
-        qn = connection.ops.quote_name
-        held = (f"{qn('lease_token')} = %s AND {qn('status')} = %s", [self.token, Status.SENDING])
         for kind, common in kinds.items():
             rows = getattr(self, kind)
             if not rows:
                 continue
-            done = len(update_returning(Message, rows, where=held,
-                                        common={**common, "lease_token": "", "lease_expires_at": None}))
+            done = len(update_held(rows, token=self.token,
+                                   common={**common, "lease_token": "", "lease_expires_at": None}))
             setattr(result, kind, getattr(result, kind) + done)
             result.lost += len(rows) - done
             rows.clear()
