@@ -64,21 +64,24 @@ MESSAGE_COLUMNS = ("id", "user_id", "channel", "category", "source", "attempts",
 USER_COLUMNS = ("external_id", "anonymous_id", "email", "properties", "locale", "timezone", "deleted_at")
 
 
-def load(token: str, ids: list[int]) -> list[ClaimedMessage]:
-    """The batch's messages still held under `token`, by id, with their users and template
-    versions: two queries whatever the batch size."""
+def load(token: str | None, ids: list[int]) -> list[ClaimedMessage]:
+    """The batch's messages still held under `token` (or, with None, all of `ids`: the
+    caller holds them locked), by id, with their users and template versions: two
+    queries whatever the batch size."""
     qn = connection.ops.quote_name
     message_table, user_table = qn(Message._meta.db_table), qn(EndUser._meta.db_table)
     where, params = ids_match(f"m.{qn('id')}", ids)
     columns = [f"m.{qn(c)}" for c in MESSAGE_COLUMNS] + [f"u.{qn(c)}" for c in USER_COLUMNS]
+    if token is not None:
+        where, params = f"{where} AND m.{qn('lease_token')} = %s", [*params, token]
     sql = (
         f"SELECT {', '.join(columns)} FROM {message_table} m JOIN {user_table} u ON u.{qn('id')} = m.user_id"
-        f" WHERE {where} AND m.{qn('lease_token')} = %s ORDER BY m.{qn('id')}"
+        f" WHERE {where} ORDER BY m.{qn('id')}"
     )
     context_of = _json_decoder(Message, "context")
     properties_of = _json_decoder(EndUser, "properties")
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, token])
+        cursor.execute(sql, params)
         rows = cursor.fetchall()
     messages = [
         ClaimedMessage(

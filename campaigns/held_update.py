@@ -32,14 +32,16 @@ from .models import Message
 Status = Message.Status
 
 
-def update_held(rows: Sequence[dict], *, token: str, common: dict) -> list[int]:
-    """Update `rows` (dicts with `id` and the same other field names) where the message is
-    still `sending` under `token`, setting `common` on each too; return the updated ids."""
+def update_held(rows: Sequence[dict], *, token: str | None, common: dict) -> list[int]:
+    """Update `rows` (dicts with `id` and the same other field names), setting `common` on
+    each too, where the message is still `sending` under `token`; return the updated ids.
+    `token=None`: the caller's transaction holds the rows locked, so no condition is needed."""
     if not rows:
         return []
     if connection.vendor != "postgresql":
         qn = connection.ops.quote_name
-        held = (f"{qn('lease_token')} = %s AND {qn('status')} = %s", [token, Status.SENDING])
+        held = ("", ()) if token is None else (
+            f"{qn('lease_token')} = %s AND {qn('status')} = %s", [token, Status.SENDING])
         return update_returning(Message, rows, where=held, common=common)
     sql, params = _statement(rows, token, common)
     with connection.cursor() as cursor:
@@ -47,25 +49,33 @@ def update_held(rows: Sequence[dict], *, token: str, common: dict) -> list[int]:
         return [pk for (pk,) in cursor.fetchall()]
 
 
-def _statement(rows: Sequence[dict], token: str, common: dict) -> tuple[str, list]:
+def _statement(rows: Sequence[dict], token: str | None, common: dict) -> tuple[str, list]:
     qn = connection.ops.quote_name
     table = qn(Message._meta.db_table)
     names = [name for name in rows[0] if name != "id"]
     fields = [Message._meta.get_field(name) for name in names]
-    arrays = ["%s::bigint[]", "%s::text[]", "%s::text[]"] + [f"%s::{f.db_type(connection)}[]" for f in fields]
-    aliases = ["row_id", "held_token", "held_status"] + [f"v_{f.column}" for f in fields]
-    params = [array_literal(row["id"] for row in rows), _repeat(token, len(rows)),
-              _repeat(Status.SENDING, len(rows))]
+    arrays = ["%s::bigint[]"]
+    aliases = ["row_id"]
+    params = [array_literal(row["id"] for row in rows)]
+    condition = f"{table}.{qn('id')} = v.row_id"
+    if token is not None:
+        arrays += ["%s::text[]", "%s::text[]"]
+        aliases += ["held_token", "held_status"]
+        params += [_repeat(token, len(rows)), _repeat(Status.SENDING, len(rows))]
+        condition += (f" AND {table}.{qn('lease_token')} = v.held_token"
+                      f" AND {table}.{qn('status')} = v.held_status")
+    values_at = len(aliases)
+    arrays += [f"%s::{f.db_type(connection)}[]" for f in fields]
+    aliases += [f"v_{f.column}" for f in fields]
     params += [_literal(field, [row[name] for row in rows])
                for name, field in zip(names, fields, strict=True)]
-    sets = [f"{qn(f.column)} = v.{alias}" for f, alias in zip(fields, aliases[3:], strict=True)]
+    sets = [f"{qn(f.column)} = v.{alias}" for f, alias in zip(fields, aliases[values_at:], strict=True)]
     common_fields = [(Message._meta.get_field(name), value) for name, value in common.items()]
     sets += [f"{qn(field.column)} = %s" for field, _ in common_fields]
     common_params = [field.get_db_prep_save(value, connection) for field, value in common_fields]
     sql = (
         f"UPDATE {table} SET {', '.join(sets)} FROM unnest({', '.join(arrays)}) AS v({', '.join(aliases)})"
-        f" WHERE {table}.{qn('id')} = v.row_id AND {table}.{qn('lease_token')} = v.held_token"
-        f" AND {table}.{qn('status')} = v.held_status RETURNING {table}.{qn('id')}"
+        f" WHERE {condition} RETURNING {table}.{qn('id')}"
     )
     return sql, [*common_params, *params]
 
@@ -83,6 +93,8 @@ def _literal(field, values: list) -> str:
         encode = _timestamp
     elif isinstance(field, models.CharField | models.TextField):
         encode = _text
+    elif isinstance(field, models.IntegerField):
+        encode = _integer
     else:
         raise TypeError(f"no array literal for {type(field).__name__} ({field.name})")
     return "{" + ",".join("NULL" if v is None else encode(v) for v in values) + "}"
@@ -97,6 +109,12 @@ def _text(value) -> str:
     if not isinstance(value, str):
         raise TypeError(f"a text column takes str, not {type(value).__name__}")
     return _quoted(value)
+
+
+def _integer(value) -> str:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"an integer column takes int, not {type(value).__name__}")
+    return str(value)
 
 
 def _timestamp(value) -> str:

@@ -7,7 +7,10 @@ text around a few variables. For a compiled template whose nodes are all
 as a tuple of text pieces and lookup paths; `render_plan` walks it against the
 render data with plain dict lookups and formats each value with Django's own
 `render_value_in_context` (localization and, for HTML, autoescaping: the same
-code the engine runs).
+code the engine runs), except the two cases that are most of a batch and whose
+result Django fixes without looking at the locale: a `str` (as is, or
+`html.escape`d, which is what Django's `escape` does) and an `int` while
+USE_THOUSAND_SEPARATOR is off (`str(n)`, numberformat's own shortcut).
 
 It only takes the path Django would take anyway: every step must be a `dict`
 that holds the key and the value must not be callable. Anything else — a
@@ -18,6 +21,9 @@ engine, so the output is Django's by construction; tests/campaigns/
 test_plain_render.py holds both paths to the same output over generated templates.
 """
 
+from html import escape as html_escape
+
+from django.conf import settings
 from django.template.base import TextNode, Variable, VariableNode, render_value_in_context
 
 
@@ -71,7 +77,13 @@ def render_plan(plan: tuple, data: dict, *, html: bool) -> str | None:
             if type(value) is not dict or bit not in value:
                 return None
             value = value[bit]
-        if callable(value):
+        kind = type(value)
+        if kind is str:  # Django's escape() is html.escape() wrapped as safe
+            out.append(html_escape(value) if html else value)
+        elif kind is int and not settings.USE_THOUSAND_SEPARATOR:  # number_format's own shortcut
+            out.append(str(value))
+        elif callable(value):
             return None
-        out.append(render_value_in_context(value, flags))
+        else:
+            out.append(render_value_in_context(value, flags))
     return "".join(out)

@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from campaigns.claimed import load
 from campaigns.delivery import claim
 from campaigns.held_update import update_held
-from campaigns.id_lists import array_literal, id_set, ids_match
+from campaigns.id_lists import array_literal, id_in, ids_match
 from campaigns.models import Message
 from campaigns.outbox import queue_messages
 from engagement.models import EndUser
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db
 
 def test_an_empty_id_list_matches_nothing():
     EndUserFactory.create_batch(2)
-    assert EndUser.objects.filter(pk__in=id_set([])).count() == 0
+    assert EndUser.objects.filter(id_in("id", [])).count() == 0
     where, params = ids_match("id", [])
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT count(*) FROM {EndUser._meta.db_table} WHERE {where}", params)
@@ -34,7 +34,7 @@ def test_a_list_of_fifty_thousand_ids_is_one_parameter_and_matches_exactly_the_l
     users = EndUserFactory.create_batch(3)
     wanted = [users[0].pk, users[2].pk, *range(10**9, 10**9 + 50_000)]
     with CaptureQueriesContext(connection) as queries:
-        found = set(EndUser.objects.filter(pk__in=id_set(wanted)).values_list("pk", flat=True))
+        found = set(EndUser.objects.filter(id_in("id", wanted)).values_list("pk", flat=True))
     assert found == {users[0].pk, users[2].pk}
     assert len(queries[0]["sql"]) > 50_000  # the literal is in it: client-side binding, one parameter
 
@@ -44,7 +44,7 @@ def test_an_id_list_refuses_anything_but_integers(bad):
     with pytest.raises(TypeError):
         array_literal(bad)
     with pytest.raises(TypeError):
-        id_set(bad)
+        id_in("id", bad)
 
 
 def test_an_array_literal_keeps_negative_and_64_bit_ids():

@@ -112,3 +112,13 @@ def test_a_missing_variable_is_rendered_empty_and_named_the_same_on_both_paths()
     data = {"user": {"properties": {}}, "context": {}, "preferences_url": ""}
     fast, engine = both("Hi {{ user.properties.name }} {{ context.plan }}!", data, html=False)
     assert fast == engine == ("Hi  !", ["context.plan", "user.properties.name"])
+
+
+@pytest.mark.parametrize("grouping", [False, True])
+def test_integers_follow_the_thousand_separator_setting_on_both_paths(settings, grouping):
+    settings.USE_THOUSAND_SEPARATOR = grouping
+    data = {"user": {}, "context": {"n": 1234567, "m": -5, "b": False}, "preferences_url": ""}
+    for html in (False, True):
+        fast, engine = both("{{ context.n }} {{ context.m }} {{ context.b }}", data, html=html)
+        assert fast == engine
+    assert fast[0] == ("1,234,567 -5 False" if grouping else "1234567 -5 False")
