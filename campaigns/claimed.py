@@ -8,6 +8,7 @@ with the ids bound as one parameter (campaigns/id_lists.py). Template versions
 (a batch uses a few) are still model instances.
 """
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -103,9 +104,20 @@ def load(token: str | None, ids: list[int]) -> list[ClaimedMessage]:
 
 
 def _json_decoder(model, name: str):
-    """The field's own decoding of a raw column value (a str on both backends with Django)."""
+    """The field's decoding of a raw column value (a str on both backends with Django):
+    plain `json.loads` when the field has no decoder of its own."""
     field = model._meta.get_field(name)
-    return lambda value: field.from_db_value(value, None, connection)
+    if field.decoder is not None:
+        return lambda value: field.from_db_value(value, None, connection)
+
+    def decode(value):
+        if value is None:
+            return value
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:  # as Django does
+            return value
+    return decode
 
 
 def _datetime(value):

@@ -86,42 +86,28 @@ def _repeat(value: str, n: int) -> str:
 
 
 def _literal(field, values: list) -> str:
-    """A PostgreSQL array literal of one column's values, for `::<type>[]`."""
+    """A PostgreSQL array literal of one column's values, for `::<type>[]`.
+    Inlined per type: it runs for every row and column of a batch."""
     if isinstance(field, models.JSONField):
-        encode = _json_encoder(field)
+        encoder = field.encoder
+        values = [None if v is None else json.dumps(v, cls=encoder) for v in values]
     elif isinstance(field, models.DateTimeField):
-        encode = _timestamp
-    elif isinstance(field, models.CharField | models.TextField):
-        encode = _text
+        if any(v is not None and (not isinstance(v, datetime) or v.tzinfo is None) for v in values):
+            raise TypeError("a timestamp column takes aware datetimes")
+        values = [None if v is None else v.isoformat() for v in values]
     elif isinstance(field, models.IntegerField):
-        encode = _integer
-    else:
+        if any(v is not None and (isinstance(v, bool) or not isinstance(v, int)) for v in values):
+            raise TypeError("an integer column takes int")
+        return "{" + ",".join("NULL" if v is None else str(v) for v in values) + "}"
+    elif not isinstance(field, models.CharField | models.TextField):
         raise TypeError(f"no array literal for {type(field).__name__} ({field.name})")
-    return "{" + ",".join("NULL" if v is None else encode(v) for v in values) + "}"
+    elif any(v is not None and not isinstance(v, str) for v in values):  # SafeString is a str
+        raise TypeError("a text column takes str")
+    return "{" + ",".join(
+        "NULL" if v is None else '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values
+    ) + "}"
 
 
 def _quoted(text: str) -> str:
     """An array element in double quotes: backslash and double quote escaped."""
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _text(value) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"a text column takes str, not {type(value).__name__}")
-    return _quoted(value)
-
-
-def _integer(value) -> str:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"an integer column takes int, not {type(value).__name__}")
-    return str(value)
-
-
-def _timestamp(value) -> str:
-    if not isinstance(value, datetime) or value.tzinfo is None:
-        raise TypeError("a timestamp column takes aware datetimes")
-    return '"' + value.isoformat() + '"'
-
-
-def _json_encoder(field):
-    return lambda value: _quoted(json.dumps(value, cls=field.encoder))

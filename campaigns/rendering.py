@@ -135,20 +135,30 @@ def preferences_url(user) -> str:
     return pattern.format(user=quote(ref, safe="")) if pattern and ref else ""
 
 
+def _variant_for(version, user_locale: str) -> tuple[str, dict, list]:
+    """(locale, variant, actions) of `version` for a user's locale, worked out once per
+    locale and version instance (versions are immutable; a batch renders few of them)."""
+    cache = version.__dict__.setdefault("_pulse_variants", {})
+    if (found := cache.get(user_locale)) is None:
+        locale = pick_locale(version.variants, user_locale, version.default_locale)
+        variant = version.variants.get(locale) or version.variants[version.default_locale]
+        actions = [{"id": a["id"], "label": _label(a.get("labels", {}), locale, version.default_locale)}
+                   for a in version.actions or []]
+        found = cache[user_locale] = (locale, variant, actions)
+    return found
+
+
 def render(version, user, context: dict) -> Rendered:
     """Render `version` for `user`; never raises on missing variables."""
-    locale = pick_locale(version.variants, user.locale, version.default_locale)
-    variant = version.variants.get(locale) or version.variants[version.default_locale]
+    locale, variant, actions = _variant_for(version, user.locale)
     data = {"user": user_context(user), "context": context or {}, "preferences_url": preferences_url(user)}
     with missing_variables() as names:
         out = {part: render_source(variant.get(part) or "", data, html=part == "html") for part in PARTS}
     if names:
         log.info("event=template_variable_missing template_version_id=%s variables=%s",
                  version.pk, ",".join(sorted(set(names)))[:300])
-    actions = [{"id": a["id"], "label": _label(a.get("labels", {}), locale, version.default_locale)}
-               for a in version.actions or []]
     return Rendered(locale=locale, subject=out["subject"].strip(), text=out["text"], html=out["html"],
-                    actions=actions)
+                    actions=[dict(a) for a in actions])
 
 
 def _label(labels: dict, locale: str, default: str) -> str:
