@@ -11,9 +11,10 @@ in-app `marketing` template added to it (bench/message_tasks.py):
 3. delivery ceiling — a raw `UPDATE … SET status = 'sent' WHERE id = ANY(…)` of the
    ceiling's rows, 500 ids per statement and transaction, from one process.
 4. delivery — `deliver_messages()` in two worker processes at once over the queued
-   rows, batches of 500 (PULSE_DELIVERY_BATCH_SIZE): claim with a lease, load,
-   gate (preferences, erasure, the frequency cap with its locks: raised so that it
-   is evaluated for every message but skips none), render, record. Wall clock from
+   rows, batches of 500 (PULSE_DELIVERY_BATCH_SIZE): claim (row locks, in-app
+   messages being delivered under them), load, gate (preferences, erasure, the
+   frequency cap with its locks: raised so that it is evaluated for every message
+   but skips none), render, record. Wall clock from
    the common start to the last worker done.
 
 Goals (from the issue): queueing ≥ 50% of its ceiling; delivery ≥ 50% of its ceiling

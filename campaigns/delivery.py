@@ -1,14 +1,25 @@
-"""`deliver_messages`: claim due messages with a lease, gate, render, send, record.
+"""`deliver_messages`: claim due messages, gate, render, send, record.
 
-A claim moves a batch of due messages (queued and due, or `sending` with a
-lapsed lease: their worker died) to `sending` under a fresh lease token, in
-one short transaction (`SKIP LOCKED` on PostgreSQL; SQLite's IMMEDIATE
-transaction serializes claims). Every outcome is a conditional update on that
-token (campaigns/outcomes.py: one statement per outcome kind and batch), so a
-worker whose lease lapsed records nothing. A batch costs the same few queries
-whatever its size: no query runs per message (an external send is its own). For in-app messages
-that update is the delivery itself: exactly once. External channels are at
-least once and carry the message's stable id.
+Each batch starts in one short transaction that picks due messages (queued and
+due, or `sending` with a lapsed lease: their worker died) and locks them
+(`SELECT … FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite's IMMEDIATE
+transaction serializes batches).
+
+- In-app messages (stored-only channels) are delivered inside that
+  transaction, under its row locks: gate, render, record. The one write per
+  message is its outcome, and the row locks are its claim: a second worker
+  skips the rows, and a worker that dies lets them go with its connection
+  (one that hangs is cut off after PULSE_MESSAGE_LEASE by
+  `idle_in_transaction_session_timeout`). The outcome write is the delivery
+  itself, so it happens exactly once.
+- External messages are moved to `sending` under a fresh lease token in the
+  same transaction (`claim` does the same on its own); after it commits they
+  are sent outside any transaction and every outcome is a conditional update
+  on that token (campaigns/outcomes.py), so a worker whose lease lapsed
+  records nothing. They are at least once and carry the message's stable id.
+
+A batch costs the same few queries whatever its size: no query runs per
+message (an external send is its own).
 
 Failures that may pass (5xx, timeouts) are retried after PULSE_MESSAGE_RETRY_BASE
 × 2ⁿ⁻¹ up to PULSE_MESSAGE_MAX_ATTEMPTS attempts, then `failed`.
@@ -25,12 +36,14 @@ from django.utils import timezone
 
 from . import gate, rendering
 from .channels import Outcome, get_channel
-from .models import Message, TemplateVersion
+from .claimed import load
+from .id_lists import ids_match
+from .models import Message
 from .outcomes import DeliveryResult, Outcomes
 
 log = logging.getLogger("pulse.messages")
 Status = Message.Status
-__all__ = ["DeliveryResult", "claim", "deliver_batch", "deliver_messages", "due", "tick_hook"]
+__all__ = ["DeliveryResult", "claim", "deliver_batch", "deliver_due", "deliver_messages", "due", "tick_hook"]
 
 
 def due(now: datetime):
@@ -75,12 +88,88 @@ def deliver_messages(*, now: datetime | None = None, batch_size: int | None = No
     total = DeliveryResult()
     size = batch_size or settings.PULSE_DELIVERY_BATCH_SIZE
     while max_batches is None or total.batches < max_batches:
-        moment = now or timezone.now()
-        token, ids = claim(moment, size)
-        if not ids:
+        part = deliver_due(now or timezone.now(), size)
+        if not part.claimed:
             break
-        total.add(deliver_batch(token, ids, now=moment))
+        total.add(part)
     return total
+
+
+def deliver_due(now: datetime, size: int) -> DeliveryResult:
+    """One batch of up to `size` due messages: the in-app ones delivered under their row
+    locks, the external ones leased and then sent (`deliver_batch`)."""
+    result = DeliveryResult(batches=1)
+    token = uuid.uuid4().hex
+    with transaction.atomic():
+        _limit_idle_transaction()
+        picked = _pick(now, size)
+        result.claimed = len(picked)
+        stored = [pk for pk, channel in picked if get_channel(channel).stores_only]
+        external = [pk for pk, channel in picked if not get_channel(channel).stores_only]
+        if external:
+            external = _lease(token, external, now)
+        if stored:
+            _deliver_locked(stored, now, result)
+    if external:
+        sent = deliver_batch(token, external, now=now)
+        sent.batches = sent.claimed = 0
+        result.add(sent)
+    return result
+
+
+def _limit_idle_transaction() -> None:
+    """A worker that hangs inside a batch's transaction loses its row locks after the lease."""
+    if connection.vendor == "postgresql":
+        ms = int(settings.PULSE_MESSAGE_LEASE.total_seconds() * 1000)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL idle_in_transaction_session_timeout = {max(ms, 0)}")
+
+
+def _pick(now: datetime, size: int) -> list[tuple[int, str]]:
+    """(id, channel) of up to `size` due messages, locked until the transaction ends."""
+    table = connection.ops.quote_name(Message._meta.db_table)
+    skip_locked = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    sql = (f"SELECT id, channel FROM {table} WHERE status IN (%s, %s) AND next_attempt_at <= %s"
+           f" ORDER BY next_attempt_at, id LIMIT %s{skip_locked}")
+    params = [Status.QUEUED, Status.SENDING, connection.ops.adapt_datetimefield_value(now), size]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _lease(token: str, ids: list[int], now: datetime) -> list[int]:
+    """Move picked (locked) messages to `sending` under `token`; their ids, sorted."""
+    lease_end = connection.ops.adapt_datetimefield_value(now + settings.PULSE_MESSAGE_LEASE)
+    table = connection.ops.quote_name(Message._meta.db_table)
+    where, params = ids_match("id", ids)
+    sql = (f"UPDATE {table} SET status = %s, lease_token = %s, lease_expires_at = %s, next_attempt_at = %s,"
+           f" attempts = attempts + 1 WHERE {where} RETURNING id")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [Status.SENDING, token, lease_end, lease_end, *params])
+        return sorted(pk for (pk,) in cursor.fetchall())
+
+
+def _deliver_locked(ids: list[int], now: datetime, result: DeliveryResult) -> None:
+    """Gate, render and record in-app messages this transaction holds locked: one write each.
+    Inside the caller's transaction, so the cap's locks are held until the sends are recorded."""
+    messages = load(None, ids)
+    outcomes = Outcomes(None, now)
+    for message in messages:
+        message.attempts += 1  # this delivery attempt; recorded with its outcome
+    reasons = gate.early_reasons(messages)
+    stored = []
+    for message in messages:
+        if reasons[message.pk]:
+            outcomes.skip(message, reasons[message.pk])
+        elif (rendered := _render(message, outcomes)) is not None:
+            stored.append((message, rendered))
+    over = gate.over_frequency_cap([m for m, _ in stored], now=now)
+    for message, rendered in stored:
+        if message.pk in over:
+            outcomes.skip(message, gate.Reason.FREQUENCY_CAP)
+        else:
+            _send(message, rendered, outcomes, now)
+    outcomes.flush(result)
 
 
 def deliver_batch(token: str, ids: list[int], *, now: datetime) -> DeliveryResult:
@@ -126,19 +215,6 @@ def deliver_batch(token: str, ids: list[int], *, now: datetime) -> DeliveryResul
             outcomes.flush(result)
     outcomes.flush(result)
     return result
-
-
-def load(token: str, ids: list[int]) -> list[Message]:
-    """The batch's messages still held under `token`, with their users, templates and
-    versions: two queries (a batch uses a few template versions, not one per message)."""
-    held = Message.objects.filter(pk__in=ids, lease_token=token).select_related("user").order_by("pk")
-    messages = list(held)
-    wanted = {m.template_version_id for m in messages}
-    versions = TemplateVersion.objects.select_related("template").in_bulk(wanted)
-    for message in messages:
-        version = versions[message.template_version_id]
-        message.template_version, message.template = version, version.template
-    return messages
 
 
 def _render(message, outcomes: Outcomes):

@@ -28,6 +28,7 @@ from django.db.models import Count, Q
 
 from engagement.bulk import insert_returning
 
+from .id_lists import id_in
 from .models import Category, FrequencyLock, Message
 from .preferences import block_reason, preferences_of
 
@@ -84,7 +85,7 @@ def over_frequency_cap(messages: list, *, now: datetime) -> set[int]:
 def mark_counted(messages: list, token: str, *, now: datetime) -> None:
     """Make messages that passed the cap count against it before they are sent."""
     if messages:
-        Message.objects.filter(pk__in=[m.pk for m in messages], lease_token=token).update(gated_at=now)
+        Message.objects.filter(id_in("id", [m.pk for m in messages]), lease_token=token).update(gated_at=now)
 
 
 def _counted(groups: dict, *, exclude: list[int], now: datetime) -> dict[tuple[int, str], int]:
@@ -94,8 +95,8 @@ def _counted(groups: dict, *, exclude: list[int], now: datetime) -> dict[tuple[i
         _limit, window = settings.PULSE_FREQUENCY_CAPS[category]
         windows |= Q(category=category, gated_at__gte=now - window)
     rows = (
-        Message.objects.filter(windows, user_id__in={user for user, _ in groups}, status__in=COUNTED)
-        .exclude(pk__in=exclude)
+        Message.objects.filter(windows, id_in("user_id", {user for user, _ in groups}), status__in=COUNTED)
+        .exclude(id_in("id", exclude))
         .values("user_id", "category")
         .annotate(n=Count("id"))
     )
@@ -108,7 +109,8 @@ def _lock(keys: list[tuple[int, str]]) -> None:
                      conflict_fields=["user_id", "category"])
     if connection.vendor == "postgresql":
         rows = (
-            FrequencyLock.objects.filter(user_id__in={u for u, _ in keys}, category__in={c for _, c in keys})
+            FrequencyLock.objects.filter(id_in("user_id", {u for u, _ in keys}),
+                                         category__in={c for _, c in keys})
             .order_by("user_id", "category")  # the same order in every worker: no deadlock
             .select_for_update()
         )

@@ -4,6 +4,7 @@ from datetime import datetime
 
 from django.db import transaction
 
+from .id_lists import id_in
 from .models import Category, Preference
 from .system_signals import record_preferences_changed
 
@@ -17,7 +18,7 @@ class InvalidPreferences(ValueError):
 
 
 def preferences_of(user_ids) -> dict[int, Preference]:
-    return {p.user_id: p for p in Preference.objects.filter(user_id__in=list(user_ids))}
+    return {p.user_id: p for p in Preference.objects.filter(id_in("user_id", user_ids))}
 
 
 def as_json(pref: Preference | None) -> dict:

@@ -1,0 +1,111 @@
+"""In-app messages are claimed by the row locks of their batch's transaction and delivered
+under them: a second worker skips them, a dead worker's rows go back, each is written once."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection, transaction
+from django.utils import timezone
+
+from campaigns import delivery
+from campaigns.models import Message
+from tests.conftest import postgres_only
+from tests.factories import EndUserFactory
+
+from .helpers import deliver, make_template, queue
+
+pytestmark = [postgres_only, pytest.mark.django_db(transaction=True)]
+
+
+def _in_thread(target):
+    errors = []
+
+    def run():
+        try:
+            target()
+        except Exception as exc:  # noqa: BLE001 - reported by the caller
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, errors
+
+
+def test_a_second_worker_skips_the_messages_a_batch_holds_locked():
+    make_template()
+    user = EndUserFactory()
+    for key in "abc":
+        queue(user, idempotency_key=key)
+    now = timezone.now()
+    picked, holding, done = [], threading.Event(), threading.Event()
+
+    def first_worker():  # picks two, then stays inside its transaction until told
+        with transaction.atomic():
+            picked.extend(pk for pk, _ in delivery._pick(now, 2))
+            holding.set()
+            done.wait(timeout=20)
+
+    thread, errors = _in_thread(first_worker)
+    assert holding.wait(timeout=20)
+    second = delivery.deliver_due(now, 10)
+    done.set()
+    thread.join(timeout=30)
+    assert not errors and len(picked) == 2
+    assert second.sent == 1
+    assert set(Message.objects.filter(status="sent").values_list("pk", flat=True)).isdisjoint(picked)
+
+
+def test_a_worker_that_dies_inside_its_batch_leaves_its_messages_to_be_delivered_once():
+    make_template()
+    user = EndUserFactory()
+    for key in "ab":
+        queue(user, idempotency_key=key)
+    now = timezone.now()
+
+    def dying_worker():  # picks, then its connection goes away without a commit
+        transaction.set_autocommit(False)
+        delivery._pick(now, 10)
+        connection.close()
+
+    thread, errors = _in_thread(dying_worker)
+    thread.join(timeout=30)
+    assert not errors
+    assert deliver(now).sent == 2
+    rows = list(Message.objects.values_list("status", "attempts", "lease_token"))
+    assert rows == [("sent", 1, ""), ("sent", 1, "")]
+
+
+def test_two_workers_delivering_at_once_send_every_message_once_and_keep_the_cap(settings):
+    settings.PULSE_FREQUENCY_CAPS = {"marketing": (2, timedelta(days=7))}
+    make_template()
+    users = EndUserFactory.create_batch(4)
+    for n in range(6):
+        for user in users:
+            queue(user, idempotency_key=f"{user.pk}-{n}")
+    now = timezone.now()
+    barrier = threading.Barrier(2)
+    results = []
+
+    def worker():
+        barrier.wait(timeout=10)
+        results.append(delivery.deliver_messages(now=now, batch_size=5))
+
+    started = [_in_thread(worker) for _ in range(2)]
+    for thread, _ in started:
+        thread.join(timeout=60)
+    assert not [e for _, errors in started for e in errors]
+    assert sum(r.sent for r in results) == 8 and sum(r.skipped for r in results) == 16
+    for user in users:
+        assert Message.objects.filter(user=user, status="sent").count() == 2
+    assert not Message.objects.exclude(attempts=1).exists()
+
+
+def test_a_batch_transaction_is_cut_off_when_it_idles_longer_than_the_lease(settings):
+    settings.PULSE_MESSAGE_LEASE = timedelta(seconds=42)
+    with transaction.atomic(), connection.cursor() as cursor:
+        delivery._limit_idle_transaction()
+        cursor.execute("SHOW idle_in_transaction_session_timeout")
+        assert cursor.fetchone()[0] == "42s"
