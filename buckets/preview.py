@@ -1,7 +1,9 @@
 """The preview: how many users match criteria now, and a few of them, saving nothing."""
 
+from django.db import connections
 from django.db.models import Count, Window
 
+from engagement.models import EndUser
 from engagement.refs import canonical_ref
 
 from .criteria import matching_users, validate_criteria
@@ -17,15 +19,28 @@ class PreviewInvalid(ValueError):
 
 
 def preview(criteria, *, now) -> dict:
-    """{count, sample}: the sample is up to 20 canonical refs, lowest internal ids first.
-
-    One query: the criteria are evaluated once and `COUNT(*) OVER ()` carries the
-    total on every sampled row (no row, no match: a count of 0), where a count and
-    a sample as two queries would evaluate them twice.
-    """
+    """{count, sample}: the sample is up to 20 canonical refs, lowest internal ids first."""
     errors = validate_criteria(criteria)
     if errors:
         raise PreviewInvalid(errors)
-    users = matching_users(criteria, now).annotate(_total=Window(Count("pk")))
-    sample = list(users.order_by("pk").only(*IDENTIFIERS)[:SAMPLE_SIZE])
-    return {"count": sample[0]._total if sample else 0, "sample": [canonical_ref(user) for user in sample]}
+    picked = _first_matches(matching_users(criteria, now))
+    users = EndUser.objects.only(*IDENTIFIERS).in_bulk([pk for pk, _ in picked])
+    return {"count": picked[0][1] if picked else 0,
+            "sample": [canonical_ref(users[pk]) for pk, _ in picked if pk in users]}
+
+
+def _first_matches(users) -> list[tuple[int, int]]:
+    """(id, total) of the lowest ids among `users`, with `COUNT(*) OVER ()` as the total.
+
+    The criteria are evaluated once. The window runs in a subquery with no order of
+    its own and the outer query keeps the first ids (a top-N sort): written as one
+    `… ORDER BY id LIMIT 20`, PostgreSQL plans the whole evaluation for the LIMIT and
+    walks the users in id order (an index scan and merge joins over every user), several
+    times slower than the plan it picks for the count. Ids only, so the window's buffer
+    stays small; the sampled users are then read by primary key.
+    """
+    matched = users.annotate(_total=Window(Count("pk"))).order_by().values_list("pk", "_total")
+    sql, params = matched.query.sql_with_params()
+    with connections[matched.db].cursor() as cursor:
+        cursor.execute(f"SELECT * FROM ({sql}) AS matched ORDER BY 1 LIMIT %s", (*params, SAMPLE_SIZE))
+        return cursor.fetchall()

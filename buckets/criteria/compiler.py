@@ -37,6 +37,9 @@ class Evaluation:
     trail: tuple = ()
     features: set = field(default_factory=set)
     negated: bool = False  # under a `not`: the SQL must never be NULL (NOT NULL is NULL, not true)
+    # Under an `any`: the SQL sits in an OR, where the database cannot turn a subquery into
+    # a join, so set-based subqueries would be evaluated as a hashed or a per-row subplan.
+    disjunct: bool = False
 
     def inside(self, slug: str) -> "Evaluation":
         return replace(self, trail=(*self.trail, slug))
@@ -67,7 +70,8 @@ def compile_condition(node: dict, evaluation: Evaluation) -> Q:
         children = node.get("all", node.get("any"))
         if not isinstance(children, list) or not children:
             raise InvalidCriteria("a composite needs at least one condition")
-        parts = [compile_condition(child, evaluation) for child in children]
+        inner = evaluation if "all" in node else replace(evaluation, disjunct=True)
+        parts = [compile_condition(child, inner) for child in children]
         return reduce(and_ if "all" in node else or_, parts)
     if "not" in node:
         return ~compile_condition(node["not"], replace(evaluation, negated=True))

@@ -6,8 +6,9 @@ only; none loads rows into Python. The `lifecycle` and `profile` leaves read
 the models named in `PULSE_BUCKET_SOURCES` (see `sources.py`).
 """
 
-from django.db.models import Count, Exists, F, OuterRef, Q, Value
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, Subquery, Value
 from django.db.models.functions import StrIndex
+from django.db.models.lookups import Exact, GreaterThan, GreaterThanOrEqual, LessThan, LessThanOrEqual
 
 from engagement.models import Membership, Signal
 
@@ -20,7 +21,10 @@ HOLDS_FOR_ZERO = {
     "eq": lambda v: v == 0, "neq": lambda v: v != 0, "gt": lambda v: False, "gte": lambda v: v <= 0,
     "lt": lambda v: v > 0, "lte": lambda v: True,
 }
-NEGATED = {"eq": "neq", "neq": "eq", "gt": "lte", "gte": "lt", "lt": "gte", "lte": "gt"}
+COMPARISONS = {
+    "eq": Exact, "gt": GreaterThan, "gte": GreaterThanOrEqual, "lt": LessThan, "lte": LessThanOrEqual,
+    "neq": lambda left, right: ~Q(Exact(left, right)),
+}
 
 
 class CriteriaUnavailable(LookupError):
@@ -62,22 +66,29 @@ def compile_event(node: dict, evaluation) -> Q:
 
 
 def _count(signals, op: str, value: int, evaluation) -> Q:
-    """Users whose number of matching signals satisfies `op value`, set-based by GROUP BY.
+    """Users whose number of matching signals satisfies `op value`.
 
-    Users without a matching signal have a count of 0 and no group; when 0
-    satisfies the comparison the leaf is "not among the users whose count fails it".
+    Where the leaf stands on its own in an `all` (no `not`, no `any` above it) and a count
+    of 0 fails it, it is "among the users of a GROUP BY … HAVING", which the database joins
+    set-based. Anywhere else (an OR, a negation, or a comparison 0 satisfies, where users
+    without signals must match too) it is a per-user count capped at `value + 1` rows: a
+    correlated read of at most that many entries of the (user, name, occurred_at) index,
+    never NULL, whose comparison with `value` is the same as the full count's.
     """
+    if HOLDS_FOR_ZERO[op](value) or evaluation.negated or evaluation.disjunct:
+        rows = signals.filter(user_id=OuterRef("pk")).order_by().values("user_id")[:value + 1]
+        return Q(COMPARISONS[op](CappedCount(rows), value))
     if evaluation.among is not None:
         signals = signals.filter(user_id__in=evaluation.among)
-    zero_holds = HOLDS_FOR_ZERO[op](value)
-    wanted = NEGATED[op] if zero_holds else op
     grouped = signals.order_by().values("user_id").annotate(n=Count("id"))
-    if wanted == "neq":
-        grouped = grouped.exclude(n=value)
-    else:
-        grouped = grouped.filter(**{f"n__{LOOKUPS[wanted]}": value})
-    matched = Q(pk__in=grouped.values("user_id"))
-    return ~matched if zero_holds else matched
+    return Q(pk__in=grouped.filter(**{f"n__{LOOKUPS[op]}": value}).values("user_id"))
+
+
+class CappedCount(Subquery):
+    """COUNT(*) of a (sliced) subquery's rows."""
+
+    template = "(SELECT COUNT(*) FROM (%(subquery)s) AS capped)"
+    output_field = IntegerField()
 
 
 def compile_tenant(node: dict, evaluation) -> Q:
