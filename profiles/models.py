@@ -34,6 +34,8 @@ class ProfileFeatureValue(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["user", "name"], name="profilefeaturevalue_user_name_uniq"),
         ]
+        # The staleness panel counts per feature and computed_at cutoff (profiles/staleness.py).
+        indexes = [models.Index(fields=["name", "computed_at"], name="profilevalue_name_computed_idx")]
 
     def __str__(self):
         return f"{self.name} (user #{self.user_id})"

@@ -64,7 +64,7 @@ class FeatureGroup:
     # True when compute answers {user_id: value} for its only feature.
     single: bool = False
     module: str = ""  # where it was declared
-    # Optional: `sql(now) -> (sql, params)`, the same computation as one SELECT of
+    # Optional: `sql(users, now) -> (sql, params)`, the same computation as one SELECT of
     # (user_id, name, value, value_text) with one row per user of `profile_users` and per
     # feature of the group (profiles/set_sql.py has the pieces).
     sql: Callable | None = None
@@ -103,7 +103,7 @@ def single_feature(name: str, dtype: str, description: str, **options) -> Callab
 
 
 def sql_for(compute: Callable) -> Callable:
-    """Declare the decorated `sql(now)` as the set-based form of the group `compute` declares."""
+    """Declare the decorated `sql(users, now)` as the set-based form of the group `compute` declares."""
 
     def attach(sql: Callable) -> Callable:
         object.__setattr__(compute.feature_group, "sql", sql)

@@ -13,6 +13,11 @@ For each keyset range of user ids (`range_size` users):
    after the snapshot moved the generation, so the older value is refused (counted in
    `refused`); the next read recomputes it.
 
+On PostgreSQL the staging statement gets its own `work_mem`
+(PULSE_PROFILE_REBUILD_WORK_MEM, default 256MB, for that transaction only): its
+aggregates group millions of (user, hour) and (user, day) rows, and with the
+server's default 4MB every hash aggregate spills to disk.
+
 Staging first and writing after keeps the one long statement read-only: the drain's
 invalidations never wait behind it, only behind a short write transaction. A group
 without SQL is computed by the Python path (refresh_chunk) for the same users.
@@ -23,7 +28,10 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
+from django.conf import settings
 from django.db import DatabaseError, connection, transaction
+
+from engagement.models import EndUser
 
 from . import refresh
 from .models import ProfileFeatureValue
@@ -33,6 +41,7 @@ from .set_sql import USERS, literal, timestamp
 
 log = logging.getLogger("pulse.profiles")
 DEFAULT_RANGE = 100_000
+DEFAULT_WORK_MEM = "256MB"
 STAGE = "profile_refresh_stage"
 
 
@@ -49,7 +58,7 @@ def rebuild_set_based(
     total = ChunkResult()
     with _stage_table():
         for ids in refresh.user_id_chunks(users_queryset, range_size):
-            users = users_queryset.filter(pk__gte=ids[0], pk__lte=ids[-1]).values("pk", "timezone")
+            users = users_queryset.filter(pk__gte=ids[0], pk__lte=ids[-1])
             _empty_stage()
             staged = ChunkResult()
             for group, chosen in in_sql.items():
@@ -70,10 +79,10 @@ def rebuild_set_based(
 
 def stage_group(group: FeatureGroup, chosen: Sequence[Feature], users, now: datetime, stale_only: bool,
                 result: ChunkResult) -> int:
-    """Stage the group's rows for `users` (a values("pk", "timezone") queryset): one statement.
+    """Stage the group's rows for `users` (an EndUser queryset): one statement.
     A group that fails is logged and reported; its pairs keep what they have."""
-    users_sql, users_params = users.query.sql_with_params()
-    group_sql, group_params = group.sql(now)
+    users_sql, users_params = users.values("pk", "timezone").query.sql_with_params()
+    group_sql, group_params = group.sql(users.values("pk"), now)
     cutoffs = " UNION ALL ".join(f"SELECT {literal(f.name)} AS name, {timestamp(now - f.ttl)[0]} AS cutoff"
                                  for f in chosen)
     cutoff_params = [timestamp(now - f.ttl)[1] for f in chosen]
@@ -90,6 +99,8 @@ def stage_group(group: FeatureGroup, chosen: Sequence[Feature], users, now: date
     )
     try:
         with transaction.atomic(), connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute("SELECT set_config('work_mem', %s, true)", [work_mem()])
             cursor.execute(sql, [*users_params, *group_params, *cutoff_params])
             return cursor.rowcount
     except Exception as exc:  # noqa: BLE001 - one broken group must not stop the others
@@ -97,6 +108,10 @@ def stage_group(group: FeatureGroup, chosen: Sequence[Feature], users, now: date
                       type(exc).__name__)
         result.failed_groups.append(group.name)
         return 0
+
+
+def work_mem() -> str:
+    return str(getattr(settings, "PULSE_PROFILE_REBUILD_WORK_MEM", DEFAULT_WORK_MEM))
 
 
 def write_staged(first_id: int, last_id: int, now: datetime) -> int:
@@ -115,6 +130,19 @@ def write_staged(first_id: int, last_id: int, now: datetime) -> int:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql, [at_param, first_id, last_id])
         return cursor.rowcount
+
+
+def answers_in_sql(group: FeatureGroup, user_ids: Sequence[int], now: datetime) -> list[tuple]:
+    """The rows (user_id, name, value, value_text) the group's SQL answers for these users,
+    read back instead of written: how tests hold the SQL form to the Python compute."""
+    users = EndUser.objects.filter(pk__in=list(user_ids))
+    users_sql, users_params = users.values("pk", "timezone").query.sql_with_params()
+    group_sql, group_params = group.sql(users.values("pk"), now)
+    sql = (f"WITH {USERS} (id, timezone) AS ({users_sql}) "
+           f"SELECT c.user_id, c.name, c.value, c.value_text FROM ({group_sql}) AS c")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*users_params, *group_params])
+        return cursor.fetchall()
 
 
 class _stage_table:

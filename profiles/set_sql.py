@@ -1,31 +1,28 @@
 """Pieces for writing a feature group's computation as SQL: its set-based form.
 
-A group's `sql(now)` (declared with `registry.sql_for`) returns one SELECT of
-`(user_id, name, value, value_text)` with exactly one row per user of the
-relation `profile_users (id, timezone)` and per feature of the group — a user
-without data gets the row its feature answers then (0, or NULL). The set-based
-refresh (profiles/set_refresh.py) defines `profile_users` for a range of users
+A group's `sql(users, now)` (declared with `registry.sql_for`) returns one
+SELECT of `(user_id, name, value, value_text)` with exactly one row per user of
+the relation `profile_users (id, timezone)` and per feature of the group — a
+user without data gets the row its feature answers then (0, or NULL). `users`
+is a queryset of those users' ids, for `user_id__in=users`: a subquery the
+planner can estimate (`profile_users` is a CTE, which it cannot: it then walked
+the log's user index row by row instead of scanning the log once). The
+set-based refresh (profiles/set_refresh.py) defines both for a range of users
 and writes the rows without bringing them to Python.
 
 The shipped groups build their aggregates with the very querysets their Python
-compute evaluates, restricted with `user_id__in=users_in_range()`, so the two
-forms share the filters, the per-row time zone rules and the JSON rules; only
-the last step (ratios, the busiest hour, nulls) is written twice, and a test
-holds the two together on both databases.
+compute evaluates (`compute(user_ids, now)` passes a list of ids, the SQL form
+the queryset), so the two forms share the filters, the per-row time zone rules
+and the JSON rules; only the last step (ratios, the busiest hour, nulls) is
+written twice, and a test holds the two together on both databases.
 """
 
 import re
 
 from django.db import connection
-from django.db.models.expressions import RawSQL
 
 USERS = "profile_users"
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,199}$")
-
-
-def users_in_range() -> RawSQL:
-    """For `user_id__in=`: the users the enclosing set-based statement answers for."""
-    return RawSQL(f"SELECT id FROM {USERS}", ())
 
 
 def queryset_sql(queryset) -> tuple[str, list]:

@@ -1,8 +1,10 @@
 """What the user did lately: signals, active days, days since the last activity.
 
 Activity is engagement.activity's one rule (`activity_filter()`): client
-signals, not Pulse's own bookkeeping. One pass over the last 30 days answers
-all three for almost everyone; only users without activity in the window
+signals, not Pulse's own bookkeeping. One pass over the last 30 days, grouped
+by user and local day (a hash aggregate: a DISTINCT count per user would make
+PostgreSQL read the whole log in user order, through its index, one heap page at
+a time), answers all three for almost everyone; only users without activity in the window
 have their older history read (through the log's index that leads with the
 user), so the whole log is never scanned for the latest activity. Two queries
 for any number of users.
@@ -19,7 +21,7 @@ from engagement.models import Signal
 from ..catalog import ANY
 from ..local_time import LocalDate
 from ..registry import NUMERIC, Feature, feature_group, sql_for
-from ..set_sql import USERS, one_row_per_feature, queryset_sql, timestamp, users_in_range, whole_days
+from ..set_sql import USERS, one_row_per_feature, queryset_sql, timestamp, whole_days
 from . import window
 
 
@@ -36,7 +38,14 @@ from . import window
     name="activity",
 )
 def activity(user_ids, now):
-    counts = {row["user_id"]: row for row in recent_activity(user_ids, now)}
+    counts: dict[int, dict] = {}
+    for row in recent_days(user_ids, now):
+        into = counts.setdefault(row["user_id"], {"sent": 0, "days": 0, "latest_at": None})
+        into["sent"] += row["sent"]
+        if row["active"]:
+            into["days"] += 1
+            if into["latest_at"] is None or row["latest_at"] > into["latest_at"]:
+                into["latest_at"] = row["latest_at"]
     latest = {uid: row["latest_at"] for uid, row in counts.items() if row["latest_at"] is not None}
     quiet = [uid for uid in user_ids if uid not in latest]
     if quiet:
@@ -51,15 +60,16 @@ def activity(user_ids, now):
     return answer
 
 
-def recent_activity(users, now):
-    """Per user, over the last 30 days: signals sent, active local days and the latest activity."""
+def recent_days(users, now):
+    """Per (user, local day) of the last 30 days: signals sent, activity signals, the latest one."""
     since, until = window(now)
     return (
         Signal.objects.filter(user_id__in=users, occurred_at__gte=since, occurred_at__lte=until)
-        .values("user_id")
+        .annotate(day=LocalDate("occurred_at", "user__timezone"))
+        .values("user_id", "day")
         .annotate(
             sent=Count("pk", filter=~Q(source=Signal.Source.SYSTEM)),
-            days=Count(LocalDate("occurred_at", "user__timezone"), distinct=True, filter=activity_filter()),
+            active=Count("pk", filter=activity_filter()),
             latest_at=Max("occurred_at", filter=activity_filter()),
         )
         .order_by()
@@ -76,8 +86,10 @@ def earlier_activity(users, now):
 
 
 @sql_for(activity)
-def activity_sql(now):
-    recent, recent_params = queryset_sql(recent_activity(users_in_range(), now))
+def activity_sql(users, now):
+    days, recent_params = queryset_sql(recent_days(users, now))
+    recent = ("SELECT user_id, SUM(sent) AS sent, COUNT(*) FILTER (WHERE active > 0) AS days, "
+              f"MAX(latest_at) AS latest_at FROM ({days}) AS d GROUP BY user_id")
     quiet = RawSQL(f"SELECT id FROM {USERS} EXCEPT "
                    f"SELECT user_id FROM activity_recent WHERE latest_at IS NOT NULL", ())
     earlier, earlier_params = queryset_sql(earlier_activity(quiet, now))

@@ -9,7 +9,7 @@ from engagement.models import ItemEngagement
 
 from ..catalog import ANY
 from ..registry import CATEGORICAL, single_feature, sql_for
-from ..set_sql import one_row_per_feature, queryset_sql, users_in_range
+from ..set_sql import one_row_per_feature, queryset_sql
 
 
 @single_feature(
@@ -34,7 +34,7 @@ def top_items(users, now):
 
 
 @sql_for(top_item)
-def top_item_sql(now):
-    best, params = queryset_sql(top_items(users_in_range(), now))
+def top_item_sql(users, now):
+    best, params = queryset_sql(top_items(users, now))
     rows = one_row_per_feature({}, "LEFT JOIN top_items t ON t.user_id = u.id", {"top_item": "t.item"})
     return f"WITH top_items (user_id, item) AS ({best}) {rows}", params

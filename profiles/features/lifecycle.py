@@ -7,7 +7,7 @@ feature computes null for everyone rather than failing to start.
 from django.apps import apps
 
 from ..registry import CATEGORICAL, single_feature, sql_for
-from ..set_sql import one_row_per_feature, queryset_sql, users_in_range
+from ..set_sql import one_row_per_feature, queryset_sql
 
 
 def lifecycle_model():
@@ -30,11 +30,11 @@ def lifecycle_state(user_ids, now):
 
 
 @sql_for(lifecycle_state)
-def lifecycle_state_sql(now):
+def lifecycle_state_sql(users, now):
     model = lifecycle_model()
     if model is None:
         return one_row_per_feature({}, "", {"lifecycle_state": "NULL"}), []
-    states = model.objects.filter(user_id__in=users_in_range()).values("user_id", "state")
+    states = model.objects.filter(user_id__in=users).values("user_id", "state")
     states, params = queryset_sql(states)
     rows = one_row_per_feature({}, "LEFT JOIN lifecycle_states s ON s.user_id = u.id",
                                {"lifecycle_state": "s.state"})

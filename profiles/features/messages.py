@@ -5,7 +5,7 @@ from django.db.models import Count, Q
 from campaigns.models import Channel, Message
 
 from ..registry import NUMERIC, single_feature, sql_for
-from ..set_sql import as_float, one_row_per_feature, queryset_sql, users_in_range
+from ..set_sql import as_float, one_row_per_feature, queryset_sql
 from . import window
 
 
@@ -32,8 +32,8 @@ def deliveries(users, now):
 
 
 @sql_for(message_read_rate_30d)
-def message_read_rate_sql(now):
-    counts, params = queryset_sql(deliveries(users_in_range(), now))
+def message_read_rate_sql(users, now):
+    counts, params = queryset_sql(deliveries(users, now))
     rows = one_row_per_feature({"message_read_rate_30d": f"{as_float('d.read')} / NULLIF(d.delivered, 0)"},
                                "LEFT JOIN message_deliveries d ON d.user_id = u.id")
     return f"WITH message_deliveries AS ({counts}) {rows}", params

@@ -12,7 +12,7 @@ from engagement.models import Signal
 
 from ..local_time import JsonNumber, LocalHour
 from ..registry import NUMERIC, Feature, feature_group, sql_for
-from ..set_sql import as_float, one_row_per_feature, queryset_sql, users_in_range
+from ..set_sql import as_float, one_row_per_feature, queryset_sql
 from . import window
 
 SERVED, FEEDBACK = "tip.served", "tip.feedback"
@@ -52,7 +52,7 @@ def tips(user_ids, now):
 
 def tip_hours(users, now):
     """Per (user, local hour): the tip counts and dwell sums of the last 30 days. `users` is
-    a list of ids or `users_in_range()`."""
+    a list of ids or a queryset of them."""
     since, until = window(now)
     feedback = Q(name=FEEDBACK)
     return (
@@ -73,8 +73,8 @@ def tip_hours(users, now):
 
 
 @sql_for(tips)
-def tips_sql(now):
-    hours, params = queryset_sql(tip_hours(users_in_range(), now))
+def tips_sql(users, now):
+    hours, params = queryset_sql(tip_hours(users, now))
     totals = ("SELECT user_id, SUM(served) AS served, SUM(feedback) AS feedback, "
               "SUM(completed) AS completed, SUM(dismissed) AS dismissed, "
               "SUM(dwell_sum) AS dwell_sum, SUM(dwell_n) AS dwell_n "
