@@ -35,6 +35,7 @@ class ProfileFeatureValue(models.Model):
             models.UniqueConstraint(fields=["user", "name"], name="profilefeaturevalue_user_name_uniq"),
         ]
         # The staleness panel counts per feature and computed_at cutoff (profiles/staleness.py).
+        # On PostgreSQL migration 0002 adds user_id as an INCLUDE column (index-only joins).
         indexes = [models.Index(fields=["name", "computed_at"], name="profilevalue_name_computed_idx")]
 
     def __str__(self):
