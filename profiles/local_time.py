@@ -3,12 +3,15 @@
 PostgreSQL converts with `AT TIME ZONE`, row by row. SQLite has no time zone
 database, so every SQLite connection gets two deterministic functions,
 `pulse_local_hour(ts, tz)` and `pulse_local_date(ts, tz)`, that convert with
-Python's zoneinfo (registered on `connection_created`, see ProfilesConfig).
+Python's zoneinfo (registered on `connection_created`, see ProfilesConfig),
+and `pulse_whole_days(earlier, later)`, which SQLite's own date functions
+(millisecond precision) cannot answer exactly.
 A user without a time zone ("") is UTC; so is a name the zone database does not
 know, on SQLite (PostgreSQL would refuse it, but names are validated with
 zoneinfo when they are written).
 """
 
+import math
 import re
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -49,6 +52,14 @@ def local_date(stored, tz) -> str | None:
     return None if moment is None else moment.date().isoformat()
 
 
+def whole_days(earlier, later) -> int | None:
+    """floor((later − earlier) / 1 day), as Python computes it from two datetimes."""
+    start, end = _local(earlier, None), _local(later, None)
+    if start is None or end is None:
+        return None
+    return math.floor((end - start).total_seconds() / 86400)
+
+
 def register_sqlite_functions(sender, connection, **kwargs) -> None:
     """`connection_created` receiver: the local-time functions on every SQLite connection."""
     if connection.vendor != "sqlite":
@@ -56,6 +67,7 @@ def register_sqlite_functions(sender, connection, **kwargs) -> None:
     raw = connection.connection
     raw.create_function("pulse_local_hour", 2, local_hour, deterministic=True)
     raw.create_function("pulse_local_date", 2, local_date, deterministic=True)
+    raw.create_function("pulse_whole_days", 2, whole_days, deterministic=True)
 
 
 # --- the expressions --------------------------------------------------------------

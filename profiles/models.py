@@ -34,6 +34,9 @@ class ProfileFeatureValue(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["user", "name"], name="profilefeaturevalue_user_name_uniq"),
         ]
+        # The staleness panel counts per feature and computed_at cutoff (profiles/staleness.py).
+        # On PostgreSQL migration 0002 adds user_id as an INCLUDE column (index-only joins).
+        indexes = [models.Index(fields=["name", "computed_at"], name="profilevalue_name_computed_idx")]
 
     def __str__(self):
         return f"{self.name} (user #{self.user_id})"

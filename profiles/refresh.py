@@ -143,8 +143,19 @@ def refresh_expired(features, users_queryset, now: datetime, *,
 
 
 def rebuild(users_queryset, now: datetime, *, features: Iterable[str] | None = None,
-            stale_only: bool = False, batch_size: int = DEFAULT_BATCH,
-            progress: Callable[[ChunkResult], None] | None = None) -> ChunkResult:
-    """Recompute every (or every stale) value of these users."""
-    return refresh_users(users_queryset, now, features=features, force=not stale_only,
-                         batch_size=batch_size, progress=progress)
+            stale_only: bool = False, batch_size: int = DEFAULT_BATCH, range_size: int | None = None,
+            set_based: bool = True, progress: Callable[[ChunkResult], None] | None = None) -> ChunkResult:
+    """Recompute every (or every stale) value of these users.
+
+    Set-based by default: groups with an SQL form are computed in SQL over ranges of
+    `range_size` users and written in transactions of `batch_size` users
+    (profiles/set_refresh.py); the others, or all with `set_based=False`, in chunks of
+    `batch_size` users through refresh_chunk."""
+    if not set_based:
+        return refresh_users(users_queryset, now, features=features, force=not stale_only,
+                             batch_size=batch_size, progress=progress)
+    from .set_refresh import DEFAULT_RANGE, rebuild_set_based  # it builds on this module
+
+    return rebuild_set_based(users_queryset, now, registry.select(features), stale_only=stale_only,
+                             range_size=range_size or DEFAULT_RANGE, batch_size=batch_size,
+                             progress=progress)

@@ -14,6 +14,12 @@ queries; a group of one feature may return `{user_id: value}` directly
 stored, distinct from never computed. The modules holding declarations are
 listed in PULSE_PROFILE_FEATURE_MODULES and imported at start-up; the system
 check (profiles/checks.py) validates every declaration there.
+
+A group may also declare its computation as SQL (`@sql_for(compute)`), so a
+rebuild of many users runs it set-based, as one INSERT … SELECT … GROUP BY per
+range of users, without bringing any answer to Python (profiles/set_refresh.py).
+The SQL must answer exactly what compute answers, nulls included; a test holds
+the two forms together for every shipped feature on both databases.
 """
 
 from collections.abc import Callable, Iterable, Sequence
@@ -58,6 +64,10 @@ class FeatureGroup:
     # True when compute answers {user_id: value} for its only feature.
     single: bool = False
     module: str = ""  # where it was declared
+    # Optional: `sql(users, now) -> (sql, params)`, the same computation as one SELECT of
+    # (user_id, name, value, value_text) with one row per user of `profile_users` and per
+    # feature of the group (profiles/set_sql.py has the pieces).
+    sql: Callable | None = None
 
     def run(self, user_ids: Sequence[int], now) -> dict[str, dict[int, object]]:
         """Every feature of the group for `user_ids`: {feature: {user_id: value}}."""
@@ -90,6 +100,16 @@ def feature_group(*features: Feature, name: str | None = None, single: bool = Fa
 def single_feature(name: str, dtype: str, description: str, **options) -> Callable:
     """Declare one feature whose compute returns {user_id: value}."""
     return feature_group(Feature(name, dtype, description, **options), name=name, single=True)
+
+
+def sql_for(compute: Callable) -> Callable:
+    """Declare the decorated `sql(users, now)` as the set-based form of the group `compute` declares."""
+
+    def attach(sql: Callable) -> Callable:
+        object.__setattr__(compute.feature_group, "sql", sql)
+        return sql
+
+    return attach
 
 
 def _bind(feature: Feature, group: FeatureGroup) -> Feature:

@@ -1,19 +1,27 @@
 """What the user did lately: signals, active days, days since the last activity.
 
 Activity is engagement.activity's one rule (`activity_filter()`): client
-signals, not Pulse's own bookkeeping. Two queries for any number of users.
+signals, not Pulse's own bookkeeping. One pass over the last 30 days, grouped
+by user and local day (a hash aggregate: a DISTINCT count per user would make
+PostgreSQL read the whole log in user order, through its index, one heap page at
+a time), answers all three for almost everyone; only users without activity in the window
+have their older history read (through the log's index that leads with the
+user), so the whole log is never scanned for the latest activity. Two queries
+for any number of users.
 """
 
 import math
 
 from django.db.models import Count, Max, Q
+from django.db.models.expressions import RawSQL
 
 from engagement.activity import activity_filter
 from engagement.models import Signal
 
 from ..catalog import ANY
 from ..local_time import LocalDate
-from ..registry import NUMERIC, Feature, feature_group
+from ..registry import NUMERIC, Feature, feature_group, sql_for
+from ..set_sql import USERS, one_row_per_feature, queryset_sql, timestamp, whole_days
 from . import window
 
 
@@ -30,21 +38,18 @@ from . import window
     name="activity",
 )
 def activity(user_ids, now):
-    since, until = window(now)
-    recent = (
-        Signal.objects.filter(user_id__in=user_ids, occurred_at__gte=since, occurred_at__lte=until)
-        .values("user_id")
-        .annotate(
-            sent=Count("pk", filter=~Q(source=Signal.Source.SYSTEM)),
-            days=Count(LocalDate("occurred_at", "user__timezone"), distinct=True, filter=activity_filter()),
-        )
-        .order_by()
-    )
-    latest = dict(
-        Signal.objects.filter(activity_filter(), user_id__in=user_ids, occurred_at__lte=until)
-        .values("user_id").annotate(last=Max("occurred_at")).order_by().values_list("user_id", "last")
-    )
-    counts = {row["user_id"]: row for row in recent}
+    counts: dict[int, dict] = {}
+    for row in recent_days(user_ids, now):
+        into = counts.setdefault(row["user_id"], {"sent": 0, "days": 0, "latest_at": None})
+        into["sent"] += row["sent"]
+        if row["active"]:
+            into["days"] += 1
+            if into["latest_at"] is None or row["latest_at"] > into["latest_at"]:
+                into["latest_at"] = row["latest_at"]
+    latest = {uid: row["latest_at"] for uid, row in counts.items() if row["latest_at"] is not None}
+    quiet = [uid for uid in user_ids if uid not in latest]
+    if quiet:
+        latest.update(earlier_activity(quiet, now).values_list("user_id", "latest_at"))
     answer = {"signals_30d": {}, "active_days_30d": {}, "days_since_last_activity": {}}
     for uid in user_ids:
         row = counts.get(uid)
@@ -53,3 +58,49 @@ def activity(user_ids, now):
         if uid in latest:
             answer["days_since_last_activity"][uid] = math.floor((now - latest[uid]).total_seconds() / 86400)
     return answer
+
+
+def recent_days(users, now):
+    """Per (user, local day) of the last 30 days: signals sent, activity signals, the latest one."""
+    since, until = window(now)
+    return (
+        Signal.objects.filter(user_id__in=users, occurred_at__gte=since, occurred_at__lte=until)
+        .annotate(day=LocalDate("occurred_at", "user__timezone"))
+        .values("user_id", "day")
+        .annotate(
+            sent=Count("pk", filter=~Q(source=Signal.Source.SYSTEM)),
+            active=Count("pk", filter=activity_filter()),
+            latest_at=Max("occurred_at", filter=activity_filter()),
+        )
+        .order_by()
+    )
+
+
+def earlier_activity(users, now):
+    """Per user, the latest activity before the window."""
+    since, _ = window(now)
+    return (
+        Signal.objects.filter(activity_filter(), user_id__in=users, occurred_at__lt=since)
+        .values("user_id").annotate(latest_at=Max("occurred_at")).order_by()
+    )
+
+
+@sql_for(activity)
+def activity_sql(users, now):
+    days, recent_params = queryset_sql(recent_days(users, now))
+    recent = ("SELECT user_id, SUM(sent) AS sent, COUNT(*) FILTER (WHERE active > 0) AS days, "
+              f"MAX(latest_at) AS latest_at FROM ({days}) AS d GROUP BY user_id")
+    quiet = RawSQL(f"SELECT id FROM {USERS} EXCEPT "
+                   f"SELECT user_id FROM activity_recent WHERE latest_at IS NOT NULL", ())
+    earlier, earlier_params = queryset_sql(earlier_activity(quiet, now))
+    at, at_param = timestamp(now)
+    rows = one_row_per_feature(
+        {
+            "signals_30d": "COALESCE(r.sent, 0)",
+            "active_days_30d": "COALESCE(r.days, 0)",
+            "days_since_last_activity": whole_days("COALESCE(r.latest_at, e.latest_at)", at),
+        },
+        "LEFT JOIN activity_recent r ON r.user_id = u.id LEFT JOIN activity_earlier e ON e.user_id = u.id",
+    )
+    return (f"WITH activity_recent AS ({recent}), activity_earlier AS ({earlier}) {rows}",
+            [*recent_params, *earlier_params, at_param])

@@ -8,7 +8,8 @@ from engagement.loops.scoring import score_params, score_sql
 from engagement.models import ItemEngagement
 
 from ..catalog import ANY
-from ..registry import CATEGORICAL, single_feature
+from ..registry import CATEGORICAL, single_feature, sql_for
+from ..set_sql import one_row_per_feature, queryset_sql
 
 
 @single_feature(
@@ -17,12 +18,23 @@ from ..registry import CATEGORICAL, single_feature
     invalidated_by=[ANY], without_data="null (no item engagement)",
 )
 def top_item(user_ids, now):
-    ranked = (
-        ItemEngagement.objects.filter(user_id__in=user_ids)
+    return dict(top_items(user_ids, now))
+
+
+def top_items(users, now):
+    """(user_id, item) of each user's highest-scored item at `now`."""
+    return (
+        ItemEngagement.objects.filter(user_id__in=users)
         .annotate(live=RawSQL(score_sql(), score_params(now)))
         .annotate(rank=Window(RowNumber(), partition_by=[F("user_id")],
                               order_by=[F("live").desc(), F("item").asc()]))
         .filter(rank=1)
         .values_list("user_id", "item")
     )
-    return dict(ranked)
+
+
+@sql_for(top_item)
+def top_item_sql(users, now):
+    best, params = queryset_sql(top_items(users, now))
+    rows = one_row_per_feature({}, "LEFT JOIN top_items t ON t.user_id = u.id", {"top_item": "t.item"})
+    return f"WITH top_items (user_id, item) AS ({best}) {rows}", params

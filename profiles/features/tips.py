@@ -1,7 +1,9 @@
 """The tip features: how a user responds to tips, from `tip.served` and `tip.feedback`.
 
 One pass over the user's tip signals of the last 30 days, grouped by user and
-local hour, answers all five features (one query for any number of users).
+local hour, answers all five features (one query for any number of users). The
+SQL form groups the same per-hour rows further in SQL: the totals per user and
+the busiest hour by a window function (ties to the earliest hour).
 """
 
 from django.db.models import Count, Q, Sum
@@ -9,7 +11,8 @@ from django.db.models import Count, Q, Sum
 from engagement.models import Signal
 
 from ..local_time import JsonNumber, LocalHour
-from ..registry import NUMERIC, Feature, feature_group
+from ..registry import NUMERIC, Feature, feature_group, sql_for
+from ..set_sql import as_float, one_row_per_feature, queryset_sql
 from . import window
 
 SERVED, FEEDBACK = "tip.served", "tip.feedback"
@@ -34,10 +37,26 @@ SERVED, FEEDBACK = "tip.served", "tip.feedback"
     name="tips",
 )
 def tips(user_ids, now):
+    totals: dict[int, dict] = {}
+    for row in tip_hours(user_ids, now):
+        into = totals.setdefault(row["user_id"], {"served": 0, "feedback": 0, "completed": 0,
+                                                  "dismissed": 0, "dwell_sum": 0.0, "dwell_n": 0,
+                                                  "hours": {}})
+        for key in ("served", "feedback", "completed", "dismissed", "dwell_n"):
+            into[key] += row[key]
+        into["dwell_sum"] += row["dwell_sum"] or 0.0
+        if row["feedback"]:
+            into["hours"][row["hour"]] = into["hours"].get(row["hour"], 0) + row["feedback"]
+    return _answers(user_ids, totals)
+
+
+def tip_hours(users, now):
+    """Per (user, local hour): the tip counts and dwell sums of the last 30 days. `users` is
+    a list of ids or a queryset of them."""
     since, until = window(now)
     feedback = Q(name=FEEDBACK)
-    rows = (
-        Signal.objects.filter(user_id__in=user_ids, name__in=[SERVED, FEEDBACK],
+    return (
+        Signal.objects.filter(user_id__in=users, name__in=[SERVED, FEEDBACK],
                               occurred_at__gte=since, occurred_at__lte=until)
         .annotate(hour=LocalHour("occurred_at", "user__timezone"))
         .values("user_id", "hour")
@@ -51,17 +70,30 @@ def tips(user_ids, now):
         )
         .order_by()
     )
-    totals: dict[int, dict] = {}
-    for row in rows:
-        into = totals.setdefault(row["user_id"], {"served": 0, "feedback": 0, "completed": 0,
-                                                  "dismissed": 0, "dwell_sum": 0.0, "dwell_n": 0,
-                                                  "hours": {}})
-        for key in ("served", "feedback", "completed", "dismissed", "dwell_n"):
-            into[key] += row[key]
-        into["dwell_sum"] += row["dwell_sum"] or 0.0
-        if row["feedback"]:
-            into["hours"][row["hour"]] = into["hours"].get(row["hour"], 0) + row["feedback"]
-    return _answers(user_ids, totals)
+
+
+@sql_for(tips)
+def tips_sql(users, now):
+    hours, params = queryset_sql(tip_hours(users, now))
+    totals = ("SELECT user_id, SUM(served) AS served, SUM(feedback) AS feedback, "
+              "SUM(completed) AS completed, SUM(dismissed) AS dismissed, "
+              "SUM(dwell_sum) AS dwell_sum, SUM(dwell_n) AS dwell_n "
+              "FROM tip_hours GROUP BY user_id")
+    busiest = ("SELECT user_id, hour, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY feedback DESC, hour) "
+               "AS place FROM tip_hours WHERE feedback > 0")
+    rows = one_row_per_feature(
+        {
+            "tip_volume_30d": "COALESCE(t.served, 0)",
+            "completion_rate_30d": f"{as_float('t.completed')} / NULLIF(t.feedback, 0)",
+            "dismiss_rate_30d": f"{as_float('t.dismissed')} / NULLIF(t.feedback, 0)",
+            "mean_dwell_ms_30d": f"{as_float('t.dwell_sum')} / NULLIF(t.dwell_n, 0)",
+            "preferred_hour": "b.hour",
+        },
+        "LEFT JOIN tip_totals t ON t.user_id = u.id "
+        "LEFT JOIN tip_busiest b ON b.user_id = u.id AND b.place = 1",
+    )
+    return (f"WITH tip_hours AS ({hours}), tip_totals AS ({totals}), tip_busiest AS ({busiest}) {rows}",
+            params)
 
 
 def _answers(user_ids, totals) -> dict[str, dict[int, object]]:

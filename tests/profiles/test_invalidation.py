@@ -150,3 +150,36 @@ def test_a_replay_invalidates_only_for_signals_that_had_failed():
     processed.refresh_from_db()
     drop_invalidated_values([processed], HandlerContext(now=NOW, replay=True))
     assert "tip_volume_30d" not in computed_names(user)
+
+
+def test_an_invalidation_landing_while_a_set_based_rebuild_runs_is_not_overwritten(monkeypatch):
+    """The interleaving inside the set-based rebuild: its rows are staged (with the
+    generations of the same snapshot), then an invalidation lands before they are written."""
+    from profiles import set_refresh
+
+    users = [EndUserFactory(), EndUserFactory()]
+    get_profile(users[0], NOW)
+    original = set_refresh.write_staged
+
+    def overtaken(first_id, last_id, now):
+        if first_id == users[0].pk:
+            drop_invalidated_values([signal(users[0], "tip.served", now)], HandlerContext(now=now))
+        return original(first_id, last_id, now)
+
+    monkeypatch.setattr(set_refresh, "write_staged", overtaken)
+    later = NOW + timedelta(hours=2)
+    result = registry_rebuild(later)
+    refused = {"tip_volume_30d"} | ANY_FEATURES
+    assert result.refused == len(refused)
+    assert result.written == 2 * len(registry.features()) - len(refused)
+    assert set(registry.features()) - computed_names(users[0]) == refused
+    row = ProfileFeatureValue.objects.get(user=users[0], name="tip_volume_30d")
+    assert (row.computed_at, row.generation) == (None, 1)
+    assert get_profile(users[0], later)["tip_volume_30d"].value == 1
+
+
+def registry_rebuild(now):
+    from engagement.models import EndUser
+    from profiles.refresh import rebuild
+
+    return rebuild(EndUser.objects.all(), now, batch_size=1)
