@@ -36,7 +36,8 @@ def insert_returning(
     the caller writes it for `connection.vendor`. `conflict_where` names the
     predicate of a partial unique index as field → literal (`{"status": "active"}`
     for `ON CONFLICT (bucket_id, user_id) WHERE status = 'active'`): both databases
-    need it to pick that index as the conflict target. Chunked to stay under
+    need it to pick that index as the conflict target. No `conflict_fields` (insert-or-ignore
+    only) skips a row that violates any unique key. Chunked to stay under
     SQLite's parameter limit; one statement per chunk.
     """
     if not rows:
@@ -108,9 +109,10 @@ def _statement(model, names, fields, conflict, updates, returned, chunk, predica
         source = "VALUES " + ", ".join([row_sql] * len(chunk))
         params = [column[i] for i in range(len(chunk)) for column in prepared]
     action = ("DO UPDATE SET " + ", ".join(updates)) if updates else "DO NOTHING"
+    target = f" ({', '.join(qn(c) for c in conflict)}){predicate}" if conflict else ""  # none: any key
     sql = (
         f"INSERT INTO {qn(model._meta.db_table)} ({columns}) {source}"
-        f" ON CONFLICT ({', '.join(qn(c) for c in conflict)}){predicate} {action}"
+        f" ON CONFLICT{target} {action}"
         f" RETURNING {', '.join(qn(f.column) for f in returned)}"
     )
     return sql, params
