@@ -19,22 +19,23 @@ Properties are always the stored ones: the compiler reads
 `EndUser.properties`, never a payload.
 """
 
+import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import connection
-from django.db.models import BigIntegerField, Exists, OuterRef, Subquery, Value
+from django.db.models import BigIntegerField, Exists, F, OuterRef, Subquery, Value
+from django.db.models.expressions import RawSQL
 
 from engagement.models import EndUser
 
-from .candidates import BucketSpec
+from .candidates import BucketSpec, leaves
 from .criteria import matching_users
-from .memberships import ACTIVE, Cause, confirm, id_set, join_rows, leave_rows, record
+from .memberships import ACTIVE, UNNEST, Cause, array_literal, confirm, id_set, join_rows, leave_rows, record
 from .models import BucketMembership, LeaveReason
 
 CONFIRM_AFTER = timedelta(minutes=1)
-SQLITE_IDS_PER_STATEMENT = 2000  # each bucket's SELECT binds its users a few times; SQLite caps variables
 
 
 @dataclass
@@ -90,35 +91,57 @@ def evaluate_many(tasks: Sequence[Task], *, now: datetime) -> dict[int, Outcome]
 
 def match_rows(tasks: Sequence[Task], now: datetime) -> list[tuple]:
     """(bucket id, user id, matches, active membership id or None, mark fresh) for every
-    task's users: one UNION ALL statement (on SQLite, one per few thousand user ids)."""
-    rows: list[tuple] = []
-    for group in _statement_groups(tasks):
-        selects = [_match_select(task, now) for task in group]
-        query = selects[0].union(*selects[1:], all=True) if len(selects) > 1 else selects[0]
-        rows += list(query)
-    return rows
+    task's users: one UNION ALL statement of each bucket's SELECT."""
+    parts = [_match_sql(task, now) for task in tasks]
+    sql = " UNION ALL ".join(f"SELECT * FROM ({part}) AS m{i}" for i, (part, _) in enumerate(parts))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [param for _, params in parts for param in params])
+        return cursor.fetchall()
 
 
-def _statement_groups(tasks: Sequence[Task]) -> list[list[Task]]:
-    if connection.vendor == "postgresql":
-        return [list(tasks)]
-    groups: list[list[Task]] = [[]]
-    size = 0
-    for task in tasks:
-        if groups[-1] and size + len(task.user_ids) > SQLITE_IDS_PER_STATEMENT:
-            groups.append([])
-            size = 0
-        groups[-1].append(task)
-        size += len(task.user_ids)
-    return groups
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    params: tuple
+    at: datetime
 
 
-def _match_select(task: Task, now: datetime):
-    spec, among = task.spec, id_set(task.user_ids)
+_compiled: dict[tuple, _Compiled] = {}
+_AMONG = "among-ids-placeholder"
+COMPILED_KEPT = 1000  # criteria versions kept per process
+
+
+def _match_sql(task: Task, now: datetime) -> tuple[str, list]:
+    """One bucket's SELECT and its parameters.
+
+    Compiling criteria through the ORM cost more CPU than running the statement, on every
+    batch. On PostgreSQL the compiled SQL of a bucket is kept per process (keyed by its
+    criteria) and reused with new parameters: the users' array literal in place of a
+    placeholder, and every datetime moved by the time elapsed since compiling (the compiler
+    derives all of them from `now`: windows, `occurred_at <= now`, the confirm mark). Buckets
+    reading profile features are compiled each time, since compiling refreshes those values."""
+    spec = task.spec
+    if connection.vendor != "postgresql" or any(kind == "profile" for kind, _ in leaves(spec.criteria)):
+        sql, params = _match_select(spec, id_set(task.user_ids), now).query.sql_with_params()
+        return sql, list(params)
+    key = (spec.id, spec.fingerprint, json.dumps(spec.criteria, sort_keys=True))
+    compiled = _compiled.get(key)
+    if compiled is None:
+        if len(_compiled) >= COMPILED_KEPT:
+            _compiled.clear()
+        sql, params = _match_select(spec, RawSQL(UNNEST, [_AMONG]), now).query.sql_with_params()
+        compiled = _compiled[key] = _Compiled(sql, tuple(params), now)
+    shift, among = now - compiled.at, array_literal(task.user_ids)
+    return compiled.sql, [among if p is _AMONG else p + shift if isinstance(p, datetime) else p
+                          for p in compiled.params]
+
+
+def _match_select(spec: BucketSpec, among, now: datetime):
     matching = matching_users(spec.criteria, now, among=among).filter(pk=OuterRef("pk"))
     member = BucketMembership.objects.filter(bucket_id=spec.id, status=ACTIVE, user_id=OuterRef("pk"))
     fresh = member.filter(criteria_fingerprint=spec.fingerprint, last_evaluated_at__gt=now - CONFIRM_AFTER)
     return (EndUser.objects.filter(pk__in=among)  # erased and merged users too: they no longer match
-            .annotate(bucket=Value(spec.id, output_field=BigIntegerField()), matches=Exists(matching),
-                      membership=Subquery(member.values("pk")[:1]), fresh=Exists(fresh))
-            .values_list("bucket", "pk", "matches", "membership", "fresh").order_by())
+            .annotate(bucket=Value(spec.id, output_field=BigIntegerField()), user=F("pk"),
+                      matches=Exists(matching), membership=Subquery(member.values("pk")[:1]),
+                      fresh=Exists(fresh))
+            .values_list("bucket", "user", "matches", "membership", "fresh").order_by())

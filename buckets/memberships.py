@@ -23,6 +23,7 @@ writes nothing the second time:
 (history and replays write the same rows but fire nothing).
 """
 
+import json
 import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -203,12 +204,16 @@ def array_literal(ids: Collection[int]) -> str:
     return "{" + ",".join(str(int(i)) for i in sorted(ids)) + "}"
 
 
+UNNEST = "SELECT unnest(%s::bigint[])"
+
+
 def id_set(ids: Collection[int]):
-    """The ids for an `__in` filter: a list on SQLite, on PostgreSQL one array literal
-    unnested by the database (`pk__in=id_set(ids)`)."""
+    """The ids for an `__in` filter as ONE parameter, however many: on PostgreSQL an array
+    literal unnested by the database, on SQLite a JSON array read by `json_each`
+    (`pk__in=id_set(ids)`)."""
     if connection.vendor != "postgresql":
-        return sorted(set(ids))
-    return RawSQL("SELECT unnest(%s::bigint[])", [array_literal(ids)])
+        return RawSQL("SELECT value FROM json_each(%s)", [json.dumps(sorted(set(ids)))])
+    return RawSQL(UNNEST, [array_literal(ids)])
 
 
 def record(pending: list[dict], *, now: datetime) -> list[dict]:
