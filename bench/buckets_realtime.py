@@ -126,7 +126,7 @@ def consume(stop, out) -> None:
     while not (stop.is_set() and not has_pending()):
         if not process_signals(max_batches=1).batches:
             time.sleep(0.02)
-    out.put(recorder._visible)
+    out.put((recorder._visible, time.process_time()))
 
 
 def freshness(rate: int, seconds: float, users: int) -> dict:
@@ -140,15 +140,31 @@ def freshness(rate: int, seconds: float, users: int) -> dict:
     accepted, produced_s = producer_out.get()
     producer.join()
     stop.set()
-    visible = results.get()
+    visible, worker_cpu = results.get()
     worker.join()
     seen = {q: at for at, seqs in visible for q in seqs}
     lags = sorted(seen[q] - at for q, at in accepted if q in seen)
     return {"signals": len(accepted), "produced_s": produced_s, "measured": len(lags),
-            "p50": statistics.median(lags), "p95": lags[int(0.95 * (len(lags) - 1))], "max": lags[-1]}
+            "p50": statistics.median(lags), "p95": lags[int(0.95 * (len(lags) - 1))], "max": lags[-1],
+            "worker_cpu_ms": worker_cpu * 1000 / max(1, len(accepted))}
 
 
-def throughput(backlog: int, users: int, with_buckets: bool) -> float:
+def _server_cpu() -> float:
+    """CPU seconds of this connection's PostgreSQL backend (same machine: /proc), else 0."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def throughput(backlog: int, users: int, with_buckets: bool) -> dict:
     """Signals per second draining a backlog of `backlog` signals (same mix), one worker."""
     import random
 
@@ -170,9 +186,12 @@ def throughput(backlog: int, users: int, with_buckets: bool) -> float:
     kept = handlers if with_buckets else [h for h in handlers if h != BUCKET_HANDLER]
     settings.PULSE_SIGNAL_HANDLERS = kept
     try:
-        started = time.monotonic()
+        started, cpu, server = time.monotonic(), time.process_time(), _server_cpu()
         drained = process_signals()
-        return drained.processed / (time.monotonic() - started)
+        wall = time.monotonic() - started
+        n = max(1, drained.processed)
+        return {"rate": drained.processed / wall, "cpu_ms": (time.process_time() - cpu) * 1000 / n,
+                "server_ms": (_server_cpu() - server) * 1000 / n}
     finally:
         settings.PULSE_SIGNAL_HANDLERS = handlers
 
@@ -191,6 +210,7 @@ def main(argv=None) -> int:
     from django.db import connection
     from django.utils import timezone
 
+    start_load = f"{os.getloadavg()[0]:.2f}"
     build(args.users, timezone.now())
     connection.close()
     fresh = freshness(args.rate, args.seconds, args.users)
@@ -203,10 +223,13 @@ def main(argv=None) -> int:
           f"{args.users:,} users, 10 buckets, one signals worker (specified: {SPEC_RATE:,}/s)")
     print(f"freshness (accepted -> membership visible) over {fresh['measured']:,} signals: "
           f"p50 {fresh['p50'] * 1000:.0f} ms, p95 {fresh['p95'] * 1000:.0f} ms, "
-          f"max {fresh['max'] * 1000:.0f} ms "
+          f"max {fresh['max'] * 1000:.0f} ms, worker CPU {fresh['worker_cpu_ms']:.2f} ms per signal "
           f"(goal p95 < 2 s): {verdict}")
-    print(f"drain throughput, backlog of {args.backlog:,}: {without:,.0f} signals/s without the bucket "
-          f"handler, {with_buckets:,.0f} signals/s with it")
+    print(f"load average at start {start_load}, at end {os.getloadavg()[0]:.2f}")
+    for label, run in (("without", without), ("with", with_buckets)):
+        print(f"drain throughput, backlog of {args.backlog:,}, {label} the bucket handler: "
+              f"{run['rate']:,.0f} signals/s, CPU per signal {run['cpu_ms']:.2f} ms worker + "
+              f"{run['server_ms']:.2f} ms PostgreSQL backend")
     return 0
 
 

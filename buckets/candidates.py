@@ -13,8 +13,9 @@ Real time re-evaluates a user only against the buckets its signals touch:
 
 The index is built from the enabled dynamic buckets and kept per process,
 refreshed when `index_version.current_version()` moves (one read per batch).
-Buckets come out in dependency order, so a bucket named by `in_bucket` is
-evaluated before the buckets that name it.
+Buckets come out in dependency order and in levels, so a bucket named by
+`in_bucket` is evaluated before the buckets that name it and the buckets of one
+level are evaluated together.
 """
 
 import threading
@@ -73,6 +74,7 @@ class CandidateIndex:
     version: int
     buckets: dict[int, BucketSpec] = field(default_factory=dict)
     order: list[int] = field(default_factory=list)
+    levels: list[list[int]] = field(default_factory=list)  # `order` cut where a bucket names an earlier one
     by_event: dict[str, set[int]] = field(default_factory=dict)
     by_property: dict[str, set[int]] = field(default_factory=dict)
     by_system: dict[str, set[int]] = field(default_factory=dict)
@@ -146,7 +148,22 @@ def build_index(version: int) -> CandidateIndex:
     for bucket in buckets.prefetch_related("reactions").order_by("pk"):
         index.add(BucketSpec.of(bucket))
     index.order = dependency_order(index.buckets)
+    index.levels = dependency_levels(index.buckets, index.order)
     return index
+
+
+def dependency_levels(buckets: dict[int, BucketSpec], order: list[int]) -> list[list[int]]:
+    """The ordered ids in levels: level 0 names no bucket, each later level names only buckets
+    of earlier ones, so a level's buckets can be evaluated together once the earlier are done."""
+    by_slug = {spec.slug: spec.id for spec in buckets.values()}
+    depth: dict[int, int] = {}
+    for bucket_id in order:
+        named = [by_slug[slug] for slug in referenced_buckets(buckets[bucket_id].criteria) if slug in by_slug]
+        depth[bucket_id] = 1 + max((depth.get(other, -1) for other in named), default=-1)
+    levels: list[list[int]] = [[] for _ in range(1 + max(depth.values(), default=-1))]
+    for bucket_id in order:
+        levels[depth[bucket_id]].append(bucket_id)
+    return levels
 
 
 def dependency_order(buckets: dict[int, BucketSpec]) -> list[int]:

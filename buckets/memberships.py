@@ -1,14 +1,19 @@
 """Joins and leaves, set-based: the one place memberships change.
 
-`join` and `leave` change the membership rows of one bucket for many users
-and, in the same transaction, write one `BucketTransition` per change, one
-`$bucket.entered` / `$bucket.left` system signal per transition, and dispatch
-the reactions of the transitions that fire (`dispatch.py`). Every write is
-keyed, so running the same change twice writes nothing the second time:
+`join` and `leave` change the membership rows of one bucket for many users;
+`join_rows` / `leave_rows` do it for many buckets at once (real time batches
+every candidate bucket of a drain batch) and `record` writes, in the same
+transaction, one `BucketTransition` per change, one `$bucket.entered` /
+`$bucket.left` system signal per transition, and dispatches the reactions of
+the transitions that fire (`dispatch.py`): one statement each, whatever the
+number of buckets. Every write is keyed, so running the same change twice
+writes nothing the second time:
 
-- a join inserts with `ON CONFLICT (bucket, user) WHERE status = 'active' DO
-  NOTHING`, so two evaluations racing create one active row and the loser
-  writes no transition;
+- a join inserts with `ON CONFLICT DO NOTHING`: the partial unique index on
+  (bucket, user) WHERE status = 'active' makes two evaluations racing create
+  one active row, and the loser writes no transition; a join that hits the
+  (bucket, user, entry count) key instead (the user joined and left in between)
+  reads the count again and retries;
 - a leave is `UPDATE … WHERE status = 'active' RETURNING`, so only the
   evaluation that flipped the row writes the transition;
 - transitions are unique per (bucket, user, kind, entry count), signals and
@@ -18,14 +23,17 @@ keyed, so running the same change twice writes nothing the second time:
 (history and replays write the same rows but fire nothing).
 """
 
+import json
+import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connection
 from django.db.models import Count, Max
+from django.db.models.expressions import RawSQL
 
-from engagement.bulk import insert_returning
+from engagement.bulk import insert_returning, update_returning
 from engagement.ingest import SystemSignal, record_system_signals
 
 from .candidates import BucketSpec
@@ -36,6 +44,8 @@ from .models import BucketMembership, BucketTransition, LeaveReason, MembershipS
 ENTERED, LEFT = "$bucket.entered", "$bucket.left"
 ACTIVE = BucketMembership.Status.ACTIVE
 QUIET_REASONS = (LeaveReason.DISABLED, LeaveReason.ERASED)  # leaves that never fire reactions
+JOIN_ATTEMPTS = 3
+log = logging.getLogger("pulse.buckets")
 
 
 @dataclass(frozen=True)
@@ -55,32 +65,7 @@ class Cause:
 
 def join(spec: BucketSpec, user_ids: Sequence[int], *, cause: Cause, now: datetime) -> list[dict]:
     """Make the users active members; returns the transitions written (users already active: none)."""
-    if not user_ids:
-        return []
-    prior = {
-        row["user_id"]: row
-        for row in BucketMembership.objects.filter(bucket_id=spec.id, user_id__in=list(user_ids))
-        .values("user_id").annotate(n=Count("id"), last_left=Max("left_at"))
-    }
-    rows = [
-        {"bucket_id": spec.id, "user_id": uid, "status": ACTIVE, "entered_at": now, "left_at": None,
-         "leave_reason": "", "entry_count": 1 + (prior[uid]["n"] if uid in prior else 0),
-         "source": cause.source, "last_evaluated_at": now, "criteria_fingerprint": spec.fingerprint}
-        for uid in sorted(set(user_ids))
-    ]
-    written = insert_returning(
-        BucketMembership, rows, conflict_fields=["bucket", "user"], conflict_where={"status": ACTIVE},
-        returning=("id", "user", "entry_count"),
-    )
-    enter_reactions = bool(reactions_for(spec, "enter", ""))
-
-    def fires(row) -> bool:
-        last_left = prior.get(row["user_id"], {}).get("last_left")
-        return enter_reactions and cause.live(row["user_id"]) and entry_fires(
-            spec.entry_limit, spec.entry_period, entry_count=row["entry_count"], last_left_at=last_left,
-            now=now)
-
-    return _record(spec, written, kind="entered", reason="", cause=cause, now=now, fires=fires)
+    return record(join_rows([(spec, cause, user_ids)], now=now), now=now)
 
 
 def leave(spec: BucketSpec, user_ids: Sequence[int] | None, *, reason: str, cause: Cause,
@@ -88,54 +73,172 @@ def leave(spec: BucketSpec, user_ids: Sequence[int] | None, *, reason: str, caus
     """End the users' active stays (all members when `user_ids` is None) with `reason`."""
     if user_ids is not None and not user_ids:
         return []
-    written = _flip_to_left(spec.id, user_ids, reason, now)
-    leave_reactions = reason not in QUIET_REASONS and bool(reactions_for(spec, "leave", reason))
+    flipped = _flip_to_left(spec.id, user_ids, reason, now)
+    return record(_left_rows(spec, cause, flipped, reason, now), now=now)
 
-    def fires(row) -> bool:
-        return leave_reactions and cause.live(row["user_id"])
 
-    return _record(spec, written, kind="left", reason=reason, cause=cause, now=now, fires=fires)
+def join_rows(groups: Sequence[tuple[BucketSpec, Cause, Sequence[int]]], *, now: datetime) -> list[dict]:
+    """Join users to buckets, all buckets in one membership INSERT; returns the pending
+    transitions (`record` writes them). The entry count is 1 + the stays already stored.
+
+    The insert skips a row that hits any unique key: the active-row index (another
+    evaluation joined the user first: no transition from this one) or the (bucket, user,
+    entry count) key (another evaluation made the user join and leave since the count was
+    read: the count is read again and the join retried)."""
+    specs = {spec.id: (spec, cause) for spec, cause, ids in groups if ids}
+    wanted = {(spec.id, uid) for spec, _, ids in groups for uid in ids}
+    pending: list[dict] = []
+    for _ in range(JOIN_ATTEMPTS):
+        if not wanted:
+            break
+        prior = _prior_stays(wanted)
+        rows = [
+            {"bucket_id": b, "user_id": u, "status": ACTIVE, "entered_at": now, "left_at": None,
+             "leave_reason": "", "entry_count": 1 + prior.get((b, u), (0, None))[0],
+             "source": specs[b][1].source, "last_evaluated_at": now,
+             "criteria_fingerprint": specs[b][0].fingerprint}
+            for b, u in sorted(wanted)
+        ]
+        written = insert_returning(BucketMembership, rows, conflict_fields=(),
+                                   returning=("id", "bucket", "user", "entry_count"))
+        pending += [_entered_row(*specs[m["bucket_id"]], m, prior.get((m["bucket_id"], m["user_id"])), now)
+                    for m in written]
+        wanted -= {(m["bucket_id"], m["user_id"]) for m in written}
+        wanted -= _active_pairs(wanted)
+    if wanted:
+        log.warning("event=bucket_join_contended pairs=%d", len(wanted))
+    return pending
+
+
+def _prior_stays(pairs: set[tuple[int, int]]) -> dict[tuple[int, int], tuple[int, datetime | None]]:
+    """(stays, last left_at) of each (bucket, user) pair that has any: one query."""
+    if not pairs:
+        return {}
+    rows = (BucketMembership.objects.filter(bucket_id__in={b for b, _ in pairs},
+                                            user_id__in=id_set({u for _, u in pairs}))
+            .values("bucket_id", "user_id").annotate(n=Count("id"), last_left=Max("left_at")).order_by())
+    return {(r["bucket_id"], r["user_id"]): (r["n"], r["last_left"]) for r in rows
+            if (r["bucket_id"], r["user_id"]) in pairs}
+
+
+def _active_pairs(pairs: set[tuple[int, int]]) -> set[tuple[int, int]]:
+    if not pairs:
+        return set()
+    rows = BucketMembership.objects.filter(status=ACTIVE, bucket_id__in={b for b, _ in pairs},
+                                           user_id__in=id_set({u for _, u in pairs}))
+    return {pair for pair in rows.values_list("bucket_id", "user_id") if pair in pairs}
+
+
+def _entered_row(spec: BucketSpec, cause: Cause, membership: dict, prior, now: datetime) -> dict:
+    last_left = prior[1] if prior else None
+    fires = bool(reactions_for(spec, "enter", "")) and cause.live(membership["user_id"]) and entry_fires(
+        spec.entry_limit, spec.entry_period, entry_count=membership["entry_count"], last_left_at=last_left,
+        now=now)
+    return _transition_row(spec, cause, membership, kind="entered", reason="", fires=fires, now=now)
+
+
+def leave_rows(groups: Sequence[tuple[BucketSpec, Cause, Sequence[int]]], *, reason: str,
+               now: datetime) -> list[dict]:
+    """End these active stays (membership ids), all buckets in one UPDATE; returns the
+    pending transitions of the rows this statement flipped."""
+    specs = {spec.id: (spec, cause) for spec, cause, ids in groups if ids}
+    flipped = _flip_ids([i for _, _, ids in groups for i in ids], reason, now)
+    pending: list[dict] = []
+    for bucket_id, (spec, cause) in specs.items():
+        pending += _left_rows(spec, cause, [m for m in flipped if m["bucket_id"] == bucket_id], reason, now)
+    return pending
+
+
+def _left_rows(spec: BucketSpec, cause: Cause, flipped: list[dict], reason: str, now: datetime) -> list[dict]:
+    reacts = reason not in QUIET_REASONS and bool(reactions_for(spec, "leave", reason))
+    return [_transition_row(spec, cause, m, kind="left", reason=reason,
+                            fires=reacts and cause.live(m["user_id"]), now=now) for m in flipped]
+
+
+def _transition_row(spec, cause, membership, *, kind, reason, fires, now) -> dict:
+    realtime = cause.live(membership["user_id"]) and reason != LeaveReason.ERASED
+    return {"bucket_id": spec.id, "user_id": membership["user_id"], "membership_id": membership["id"],
+            "kind": kind, "entry_count": membership["entry_count"], "reason": reason, "source": cause.source,
+            "occurred_at": now, "realtime": realtime,
+            "fires": fires, "dispatched_at": None, "dispatch_log": [], "_spec": spec, "_actor": cause.actor}
 
 
 def _flip_to_left(bucket_id: int, user_ids, reason: str, now: datetime) -> list[dict]:
     """UPDATE … WHERE status = 'active' RETURNING: only the rows this statement flipped."""
-    table = connection.ops.quote_name(BucketMembership._meta.db_table)
-    left_at = connection.ops.adapt_datetimefield_value(now)
-    params: list = ["left", left_at, reason, bucket_id, ACTIVE]
-    where_users = ""
+    where, params = "bucket_id = %s", [bucket_id]
     if user_ids is not None:
-        ids = sorted(set(user_ids))
-        if connection.vendor == "postgresql":
-            where_users, params = " AND user_id = ANY(%s)", [*params, ids]
-        else:
-            where_users, params = f" AND user_id IN ({', '.join(['%s'] * len(ids))})", [*params, *ids]
-    sql = (f"UPDATE {table} SET status = %s, left_at = %s, leave_reason = %s "
-           f"WHERE bucket_id = %s AND status = %s{where_users} RETURNING id, user_id, entry_count")
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return [{"id": i, "user_id": u, "entry_count": n} for i, u, n in cursor.fetchall()]
+        where, params = f"{where} AND user_id {_in_ids(user_ids)}", [*params, *_ids_params(user_ids)]
+    return _flip(where, params, reason, now)
 
 
-def _record(spec: BucketSpec, memberships: list[dict], *, kind: str, reason: str, cause: Cause,
-            now: datetime, fires) -> list[dict]:
-    """The transitions of these membership changes, their signals, and their reactions."""
-    if not memberships:
+def _flip_ids(membership_ids: Sequence[int], reason: str, now: datetime) -> list[dict]:
+    if not membership_ids:
         return []
-    rows = [
-        {"bucket_id": spec.id, "user_id": m["user_id"], "membership_id": m["id"], "kind": kind,
-         "entry_count": m["entry_count"], "reason": reason, "source": cause.source, "occurred_at": now,
-         "realtime": cause.live(m["user_id"]) and reason != LeaveReason.ERASED, "fires": fires(m),
-         "dispatched_at": None, "dispatch_log": []}
-        for m in memberships
-    ]
+    return _flip(f"id {_in_ids(membership_ids)}", _ids_params(membership_ids), reason, now)
+
+
+def _flip(where: str, params: list, reason: str, now: datetime) -> list[dict]:
+    table = connection.ops.quote_name(BucketMembership._meta.db_table)
+    sql = (f"UPDATE {table} SET status = %s, left_at = %s, leave_reason = %s "
+           f"WHERE status = %s AND {where} RETURNING id, bucket_id, user_id, entry_count")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, ["left", connection.ops.adapt_datetimefield_value(now), reason, ACTIVE, *params])
+        return [{"id": i, "bucket_id": b, "user_id": u, "entry_count": n} for i, b, u, n in cursor.fetchall()]
+
+
+def _in_ids(ids) -> str:
+    """`= ANY(%s::bigint[])` on PostgreSQL (one literal, see `id_set`), `IN (…)` on SQLite."""
+    if connection.vendor == "postgresql":
+        return "= ANY(%s::bigint[])"
+    return f"IN ({', '.join(['%s'] * len(set(ids)))})"
+
+
+def _ids_params(ids) -> list:
+    ordered = sorted(set(ids))
+    return [array_literal(ordered)] if connection.vendor == "postgresql" else ordered
+
+
+def array_literal(ids: Collection[int]) -> str:
+    """`{1,2,3}`: one text parameter. Django's psycopg cursor binds on the client, where a
+    list parameter is quoted element by element in Python; a literal is quoted once."""
+    return "{" + ",".join(str(int(i)) for i in sorted(ids)) + "}"
+
+
+UNNEST = "SELECT unnest(%s::bigint[])"
+
+
+def id_set(ids: Collection[int]):
+    """The ids for an `__in` filter as ONE parameter, however many: on PostgreSQL an array
+    literal unnested by the database, on SQLite a JSON array read by `json_each`
+    (`pk__in=id_set(ids)`)."""
+    if connection.vendor != "postgresql":
+        return RawSQL("SELECT value FROM json_each(%s)", [json.dumps(sorted(set(ids)))])
+    return RawSQL(UNNEST, [array_literal(ids)])
+
+
+def record(pending: list[dict], *, now: datetime) -> list[dict]:
+    """Write pending transitions (any buckets) in one INSERT, their `$bucket.*` signals in one
+    more, and dispatch the reactions of those that fire. Returns the transitions written."""
+    if not pending:
+        return []
+    specs = {row["bucket_id"]: row["_spec"] for row in pending}
+    actors = {(row["bucket_id"], row["user_id"], row["kind"], row["entry_count"]): row["_actor"]
+              for row in pending}
+    rows = [{k: v for k, v in row.items() if not k.startswith("_")} for row in pending]
     written = insert_returning(
         BucketTransition, rows, conflict_fields=["bucket", "user", "kind", "entry_count"],
-        returning=("id", "user", "entry_count", "fires", "realtime"),
+        returning=("id", "bucket", "user", "kind", "entry_count", "reason", "source", "fires", "realtime"),
     )
     for row in written:
-        row.update(bucket_id=spec.id, kind=kind, reason=reason, occurred_at=now, source=cause.source)
-    record_system_signals([transition_signal(spec, row, actor=cause.actor) for row in written], now=now)
-    dispatch(spec, [row for row in written if row["fires"]], now=now)
+        row["occurred_at"] = now
+    record_system_signals([
+        transition_signal(specs[row["bucket_id"]], row,
+                          actor=actors[(row["bucket_id"], row["user_id"], row["kind"], row["entry_count"])])
+        for row in written], now=now)
+    for bucket_id, spec in specs.items():
+        firing = [row for row in written if row["fires"] and row["bucket_id"] == bucket_id]
+        if firing:
+            dispatch(spec, firing, now=now)
     return written
 
 
@@ -152,14 +255,16 @@ def transition_signal(spec: BucketSpec, transition: dict, *, actor: str) -> Syst
     )
 
 
-def confirm(spec: BucketSpec, user_ids: Collection[int], *, now: datetime) -> None:
-    """Active members who still match: evaluated now, under the current criteria."""
-    if user_ids:
-        BucketMembership.objects.filter(bucket_id=spec.id, status=ACTIVE, user_id__in=list(user_ids)).update(
-            last_evaluated_at=now, criteria_fingerprint=spec.fingerprint)
+def confirm(memberships: Sequence[tuple[int, str]], *, now: datetime) -> None:
+    """Active members who still match, as (membership id, criteria fingerprint): evaluated now,
+    under these criteria. One UPDATE for any number of buckets."""
+    if memberships:
+        update_returning(BucketMembership, [{"id": i, "criteria_fingerprint": fp} for i, fp in memberships],
+                         common={"last_evaluated_at": now}, where=("status = %s", [ACTIVE]))
 
 
-__all__ = ["ACTIVE", "Cause", "MembershipSource", "confirm", "join", "leave"]
+__all__ = ["ACTIVE", "Cause", "MembershipSource", "confirm", "join", "join_rows", "leave", "leave_rows",
+           "record"]
 
 
 def leave_everywhere(user_ids: Sequence[int], *, reason: str, cause: Cause, now: datetime) -> list[dict]:

@@ -6,6 +6,7 @@ unrelated errors too (docs/ARCHITECTURE.md §3); this helper emits
 databases understand, and reports which rows were inserted.
 """
 
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -36,7 +37,8 @@ def insert_returning(
     the caller writes it for `connection.vendor`. `conflict_where` names the
     predicate of a partial unique index as field → literal (`{"status": "active"}`
     for `ON CONFLICT (bucket_id, user_id) WHERE status = 'active'`): both databases
-    need it to pick that index as the conflict target. Chunked to stay under
+    need it to pick that index as the conflict target. No `conflict_fields` (insert-or-ignore
+    only) skips a row that violates any unique key. Chunked to stay under
     SQLite's parameter limit; one statement per chunk.
     """
     if not rows:
@@ -95,25 +97,55 @@ def _statement(model, names, fields, conflict, updates, returned, chunk, predica
     parameters instead of rows × columns. SQLite gets a multi-row VALUES list."""
     qn = connection.ops.quote_name
     columns = ", ".join(qn(f.column) for f in fields)
-    prepared = [
-        _prepared_column(field, [row[name] for row in chunk])
-        for name, field in zip(names, fields, strict=True)
-    ]
     if connection.vendor == "postgresql":
         arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in fields)
         source = f"SELECT * FROM unnest({arrays})"
-        params = prepared
+        params = [_pg_column(field, [row[name] for row in chunk])
+                  for name, field in zip(names, fields, strict=True)]
     else:
+        prepared = [
+            _prepared_column(field, [row[name] for row in chunk])
+            for name, field in zip(names, fields, strict=True)
+        ]
         row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
         source = "VALUES " + ", ".join([row_sql] * len(chunk))
         params = [column[i] for i in range(len(chunk)) for column in prepared]
     action = ("DO UPDATE SET " + ", ".join(updates)) if updates else "DO NOTHING"
+    target = f" ({', '.join(qn(c) for c in conflict)}){predicate}" if conflict else ""  # none: any key
     sql = (
         f"INSERT INTO {qn(model._meta.db_table)} ({columns}) {source}"
-        f" ON CONFLICT ({', '.join(qn(c) for c in conflict)}){predicate} {action}"
+        f" ON CONFLICT{target} {action}"
         f" RETURNING {', '.join(qn(f.column) for f in returned)}"
     )
     return sql, params
+
+
+def _pg_column(field, values: list) -> str | list:
+    """One column of a PostgreSQL statement as ONE text parameter, an array literal, when its
+    values are native (text, integers, booleans, aware datetimes) or JSON; otherwise the
+    prepared list. Django's psycopg cursor binds on the client, where a list parameter is
+    quoted element by element in Python: that was the largest CPU cost of a drain batch."""
+    literal = _array_literal(field, values)
+    return literal if literal is not None else _prepared_column(field, values)
+
+
+_AS_TEXT = {str: str, int: str, bool: lambda v: "t" if v else "f", datetime: datetime.isoformat}
+
+
+def _array_literal(field, values: list) -> str | None:
+    if isinstance(field, models.JSONField):
+        texts = [None if value is None else json.dumps(value, cls=field.encoder) for value in values]
+    else:
+        native = _native_type(field)
+        if native is None or not all(_already_native(value, native) for value in values):
+            return None
+        texts = [None if value is None else _AS_TEXT[native](value) for value in values]
+    return "{" + ",".join("NULL" if text is None else _array_element(text) for text in texts) + "}"
+
+
+def _array_element(text: str) -> str:
+    """A quoted array element: only `\\` and `"` are special inside the quotes."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _prepared_column(field, values: list) -> list:
@@ -198,15 +230,17 @@ def _update_statement(model, names, fields, common_fields, where, chunk):
     table = qn(model._meta.db_table)
     pk = model._meta.pk
     aliases = ["row_id"] + [f"v_{field.column}" for field in fields]
-    columns = [[pk.get_db_prep_save(row["id"], connection) for row in chunk]] + [
-        [field.get_db_prep_save(row[name], connection) for row in chunk]
-        for name, field in zip(names, fields, strict=True)
-    ]
     if connection.vendor == "postgresql":
         arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in [pk, *fields])
         source = f"SELECT * FROM unnest({arrays}) AS u({', '.join(aliases)})"
-        params = columns
+        params = [_pg_column(pk, [row["id"] for row in chunk])] + [
+            _pg_column(field, [row[name] for row in chunk]) for name, field in zip(names, fields, strict=True)
+        ]
     else:
+        columns = [[pk.get_db_prep_save(row["id"], connection) for row in chunk]] + [
+            [field.get_db_prep_save(row[name], connection) for row in chunk]
+            for name, field in zip(names, fields, strict=True)
+        ]
         row_sql = "(" + ", ".join(["%s"] * len(aliases)) + ")"
         named = ", ".join(f"column{i + 1} AS {alias}" for i, alias in enumerate(aliases))
         source = f"SELECT {named} FROM (VALUES {', '.join([row_sql] * len(chunk))})"

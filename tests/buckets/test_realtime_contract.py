@@ -120,3 +120,36 @@ def test_two_evaluations_racing_create_one_active_row_and_one_transition(now):
     assert BucketMembership.objects.filter(status="active").count() == 1
     assert BucketTransition.objects.count() == 1
     assert Signal.objects.filter(name="$bucket.entered").count() == 1
+
+
+def test_a_bucket_evaluated_again_later_moves_its_window_with_the_clock(now):
+    bucket = define("recent", {"event": "app_opened", "check": "exists", "within": "1h"})
+    user = EndUserFactory()
+    signal(user, at=now - timedelta(minutes=30))
+    spec, cause = BucketSpec.of(bucket), Cause("signal", "test")
+    assert [t["kind"] for t in evaluate(spec, [user.pk], cause=cause, now=now).transitions] == ["entered"]
+    later = evaluate(spec, [user.pk], cause=cause, now=now + timedelta(minutes=40))  # the same statement
+    assert [t["kind"] for t in later.transitions] == ["left"]
+
+
+def test_a_join_racing_a_join_and_leave_of_the_same_user_retries_with_the_next_entry_count(now, monkeypatch):
+    from buckets import memberships
+
+    bucket, user = define(), EndUserFactory()
+    signal(user)
+    for count in (1, 2):
+        BucketMembership.objects.create(bucket=bucket, user=user, status="left", entered_at=now, left_at=now,
+                                        leave_reason="criteria", entry_count=count, source="signal",
+                                        last_evaluated_at=now)
+    real, reads = memberships._prior_stays, []
+
+    def read_before_the_other_evaluation(pairs):
+        reads.append(pairs)
+        return {pair: (1, now) for pair in pairs} if len(reads) == 1 else real(pairs)
+
+    monkeypatch.setattr(memberships, "_prior_stays", read_before_the_other_evaluation)
+    outcome = evaluate(BucketSpec.of(bucket), [user.pk], cause=Cause("signal", "test"), now=now)
+    assert [(t["kind"], t["entry_count"]) for t in outcome.transitions] == [("entered", 3)]
+    assert len(reads) == 2
+    assert BucketMembership.objects.get(status="active").entry_count == 3
+

@@ -83,3 +83,43 @@ def test_update_returning_chunks_large_inputs_and_ignores_missing_rows():
     assert len(update_returning(Tenant, rows)) == 1200
     assert Tenant.objects.filter(name__startswith="n-t").count() == 1200
     assert update_returning(Tenant, []) == []
+
+
+AWKWARD_TEXT = ['say "hi"', "back\\slash", "{a,b}", "NULL", "null", " ", "", "é 漢 🎉", 'end\\"',
+                "tab\tnew\nline", "x'); DROP TABLE engagement_tenant; --"]
+
+
+def test_text_and_json_holding_array_syntax_are_stored_exactly_as_given():
+    now = timezone.now()
+    rows = [{"key": f"k{i}", "name": text, "traits": {text: [text, None, True, 1.5, {"q": '"'}]},
+             "created_at": now} for i, text in enumerate(AWKWARD_TEXT)]
+    insert_returning(Tenant, rows, conflict_fields=["key"])
+    stored = {t.key: t for t in Tenant.objects.all()}
+    for row in rows:
+        assert (stored[row["key"]].name, stored[row["key"]].traits) == (row["name"], row["traits"])
+    update_returning(Tenant, [{"id": stored[row["key"]].pk, "name": row["name"] * 2} for row in rows])
+    assert sorted(Tenant.objects.values_list("name", flat=True)) == sorted(text * 2 for text in AWKWARD_TEXT)
+
+
+def test_nulls_booleans_and_datetimes_in_any_zone_keep_their_values():
+    from datetime import timedelta
+    from datetime import timezone as tz
+
+    from engagement.models import Signal
+    from tests.factories import EndUserFactory
+
+    user, at = EndUserFactory(), timezone.now().astimezone(tz(timedelta(hours=-5, minutes=-30)))
+    base = {"user_id": user.pk, "tenant_id": None, "name": "n", "properties": {}, "context": {},
+            "occurred_at": at, "received_at": at, "source": "api", "failed_at": None, "error": ""}
+    rows = [{**base, "idempotency_key": None, "realtime": False},
+            {**base, "idempotency_key": "k", "realtime": True}]
+    insert_returning(Signal, rows, conflict_fields=["idempotency_key"])
+    stored = list(Signal.objects.order_by("pk").values_list("idempotency_key", "realtime", "occurred_at"))
+    assert stored == [(None, False, at), ("k", True, at)]
+
+
+def test_without_conflict_fields_a_row_breaking_any_unique_key_is_skipped():
+    _tenants("a")
+    written = insert_returning(Tenant, _rows("a", "b", name="new"), conflict_fields=(), returning=("key",))
+    assert [row["key"] for row in written] == ["b"]
+    assert dict(Tenant.objects.values_list("key", "name")) == {"a": "old", "b": "new"}
