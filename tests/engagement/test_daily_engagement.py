@@ -136,8 +136,10 @@ def test_a_due_reminder_goes_dormant_and_a_later_one_waits():
 
 def failing_outbox(rows, *, now):
     from campaigns.outbox import queue_messages
+    from engagement.outbox_port import MessageSet
 
-    if any(row["user_id"] == FAILING[0] for row in rows):
+    user_ids = rows.user_ids if isinstance(rows, MessageSet) else [row["user_id"] for row in rows]
+    if FAILING[0] in user_ids:
         raise ValueError("this user's message cannot be queued")
     return queue_messages(rows, now=now)
 
