@@ -246,9 +246,26 @@ def insert_select(
     tuples (`returning` fields) are the rows written.
     """
     names = list(per_row)
-    length = len(per_row[names[0]]) if names else 0
-    if not length:
+    if not names or not len(per_row[names[0]]):
         return []
+    sql, params = insert_select_statement(model, per_row, constants=constants, expressions=expressions,
+                                          conflict_fields=conflict_fields, returning=returning)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def insert_select_statement(
+    model: type[models.Model],
+    per_row: Mapping[str, Sequence],
+    *,
+    constants: Mapping[str, object] = {},  # noqa: B006 - read only
+    expressions: Mapping[str, tuple[str, Sequence]] | None = None,
+    conflict_fields: Iterable[str] = (),
+    returning: Sequence[str] = ("id",),
+) -> tuple[str, list]:
+    """The SQL and parameters `insert_select` runs, for a caller that wraps it (a CTE)."""
+    names = list(per_row)
     meta, qn = model._meta, connection.ops.quote_name
     row_fields = [meta.get_field(name) for name in names]
     source, source_params = _row_source(row_fields, [per_row[name] for name in names])
@@ -272,9 +289,7 @@ def insert_select(
         f" FROM {source} WHERE true" + (f" ON CONFLICT ({conflict}) DO NOTHING" if conflict else "")
         + f" RETURNING {', '.join(qn(meta.get_field(name).column) for name in returning)}"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*select_params, *source_params])
-        return cursor.fetchall()
+    return sql, [*select_params, *source_params]
 
 
 def _typed_parameter(field) -> str:

@@ -14,9 +14,9 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 
 from . import idempotency
-from .bulk import insert_returning, insert_select
+from .bulk import insert_returning, insert_select, insert_select_statement
 from .identity import PUBLIC_EMAIL_LINK, Identifiers, IdentityConflict, links_by_email, resolve_users
-from .models import EndUser, Signal
+from .models import EndUser, Signal, SignalQueue
 from .pipeline import enqueue
 from .tenancy import ensure_memberships, ensure_tenants
 from .wake import wake_drain_on_commit
@@ -341,12 +341,27 @@ def record_system_signal_set(signals: SignalSet, *, now: datetime) -> list[int]:
     del shared["user_id"], shared["tenant_id"]
     users = connection.ops.quote_name(EndUser._meta.db_table)
     tenant = f"(SELECT u.primary_tenant_id FROM {users} AS u WHERE u.id = s.user_id)"
-    written = insert_select(Signal, {"user_id": user_ids}, constants=shared,
-                            expressions={"tenant_id": (tenant, [])}, returning=("id",))
-    ids = [pk for (pk,) in written]
-    enqueue(ids)
+    insert = {"constants": shared, "expressions": {"tenant_id": (tenant, [])}, "returning": ("id",)}
+    if connection.vendor == "postgresql":  # the queue rows in the same statement
+        ids = _insert_and_enqueue(insert_select_statement(Signal, {"user_id": user_ids}, **insert))
+    else:
+        ids = [pk for (pk,) in insert_select(Signal, {"user_id": user_ids}, **insert)]
+        enqueue(ids)
     wake_drain_on_commit()
     return ids
+
+
+def _insert_and_enqueue(statement: tuple[str, list]) -> list[int]:
+    """PostgreSQL: `WITH written AS (INSERT … RETURNING id) INSERT INTO <queue> …` — what
+    `enqueue` does, without the ids' round trip through Python."""
+    sql, params = statement
+    qn = connection.ops.quote_name
+    queue = qn(SignalQueue._meta.db_table)
+    column = qn(SignalQueue._meta.get_field("signal").column)
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH written AS ({sql}) INSERT INTO {queue} ({column}) SELECT id FROM written"
+                       f" ON CONFLICT ({column}) DO NOTHING RETURNING {column}", params)
+        return [pk for (pk,) in cursor.fetchall()]
 
 
 class KeyAlreadyStored(IntegrityError):

@@ -78,4 +78,4 @@ def test_a_set_wakes_the_drain_after_commit_and_costs_a_fixed_number_of_queries(
         users = [u.pk for u in EndUserFactory.create_batch(size)]
         with django_capture_on_commit_callbacks() as callbacks, django_assert_max_num_queries(2):
             ids = record_system_signal_set(SignalSet(users, "$lifecycle.changed", "job:x"), now=NOW)
-        assert len(ids) == size and wake_drain in callbacks  # the insert, the queue rows
+        assert len(ids) == size and wake_drain in callbacks  # insert, queue rows (one on PG)
