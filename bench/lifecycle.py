@@ -107,6 +107,9 @@ def main(argv=None) -> int:
                   f"due share {args.due_share:.0%}"),
         ("job", f"{job['seconds']:.2f} s, {report.rate(users, job['seconds']):,.0f} users/s "
                 f"examined; moved {job['succeeded']:,}, skipped {job['skipped']:,}, failed {job['failed']}"),
+        ("job CPU (Python)", f"{job['cpu_seconds']:.2f} s in the job's process, "
+                             f"{job['cpu_seconds'] * 1e6 / max(1, job['succeeded']):.1f} µs per user moved "
+                             "(the rest of the wall time is PostgreSQL)"),
         ("ceiling", f"{ceiling['seconds']:.2f} s for {ceiling['moved']:,} users moved "
                     f"({report.rate(ceiling['moved'], ceiling['seconds']):,.0f} users/s)"),
         *((g.name, f"{g.detail}: {g.verdict}") for g in goals),

@@ -45,7 +45,7 @@ def states(due_share: float, now: datetime) -> dict:
 def job(now: datetime) -> dict:
     from engagement.loops.daily_engagement import run_daily_engagement
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     if os.environ.get("PULSE_BENCH_PROFILE"):
         import cProfile
         import pstats
@@ -56,8 +56,9 @@ def job(now: datetime) -> dict:
     else:
         result = run_daily_engagement(now)
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "processed": result.processed, "succeeded": result.succeeded,
-            "failed": result.failed, "skipped": result.skipped, "errors": result.errors[:3]}
+    return {"seconds": seconds, "cpu_seconds": time.process_time() - cpu, "processed": result.processed,
+            "succeeded": result.succeeded, "failed": result.failed, "skipped": result.skipped,
+            "errors": result.errors[:3]}
 
 
 def _select(model, values: dict, exprs: dict) -> tuple[str, str, list]:

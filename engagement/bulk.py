@@ -255,3 +255,109 @@ def _update_statement(model, names, fields, common_fields, where, chunk):
         + f" RETURNING {table}.{qn(pk.column)}"
     )
     return sql, [*common_params, *params, *condition_params]
+
+
+def insert_select(
+    model: type[models.Model],
+    per_row: Mapping[str, Sequence],
+    *,
+    constants: Mapping[str, object] = {},  # noqa: B006 - read only
+    expressions: Mapping[str, tuple[str, Sequence]] | None = None,
+    conflict_fields: Iterable[str] = (),
+    returning: Sequence[str] = ("id",),
+) -> list[tuple]:
+    """`INSERT … SELECT` of one row per element of `per_row`'s columns, with `constants` for
+    every row: the set-based twin of `insert_returning` for writers whose rows differ in a
+    column or two (a user id, a hash) and share all the rest.
+
+    Each per-row column is bound as ONE parameter, whatever its length: a `'{1,2,3}'`
+    array literal cast to `bigint[]` and unnested on PostgreSQL, a JSON array read with
+    `json_each` on SQLite. Constants are bound once, prepared by their field exactly as
+    `insert_returning` prepares them, so both writers store the same values.
+    `expressions` maps further field names to SQL over the per-row columns (`s.<column>`)
+    with its parameters. With `conflict_fields` it is insert-or-ignore; the returned
+    tuples (`returning` fields) are the rows written.
+    """
+    names = list(per_row)
+    if not names or not len(per_row[names[0]]):
+        return []
+    sql, params = insert_select_statement(model, per_row, constants=constants, expressions=expressions,
+                                          conflict_fields=conflict_fields, returning=returning)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def insert_select_statement(
+    model: type[models.Model],
+    per_row: Mapping[str, Sequence],
+    *,
+    constants: Mapping[str, object] = {},  # noqa: B006 - read only
+    expressions: Mapping[str, tuple[str, Sequence]] | None = None,
+    conflict_fields: Iterable[str] = (),
+    returning: Sequence[str] = ("id",),
+) -> tuple[str, list]:
+    """The SQL and parameters `insert_select` runs, for a caller that wraps it (a CTE)."""
+    names = list(per_row)
+    meta, qn = model._meta, connection.ops.quote_name
+    row_fields = [meta.get_field(name) for name in names]
+    source, source_params = _row_source(row_fields, [per_row[name] for name in names])
+    columns, select, select_params = [], [], []
+    for field in row_fields:
+        columns.append(qn(field.column))
+        select.append(f"s.{qn(field.column)}")
+    for name, (sql, params) in (expressions or {}).items():
+        columns.append(qn(meta.get_field(name).column))
+        select.append(sql)
+        select_params += list(params)
+    for name, value in constants.items():
+        field = meta.get_field(name)
+        columns.append(qn(field.column))
+        select.append(_typed_parameter(field))
+        select_params.append(field.get_db_prep_save(value, connection))
+    conflict = ", ".join(qn(meta.get_field(name).column) for name in conflict_fields)
+    # `WHERE true`: SQLite cannot otherwise tell an upsert's ON CONFLICT from a join's ON.
+    sql = (
+        f"INSERT INTO {qn(meta.db_table)} ({', '.join(columns)}) SELECT {', '.join(select)}"
+        f" FROM {source} WHERE true" + (f" ON CONFLICT ({conflict}) DO NOTHING" if conflict else "")
+        + f" RETURNING {', '.join(qn(meta.get_field(name).column) for name in returning)}"
+    )
+    return sql, [*select_params, *source_params]
+
+
+def _typed_parameter(field) -> str:
+    """PostgreSQL types a bare parameter in a SELECT list as text: cast it to the column's type."""
+    return f"%s::{field.db_type(connection)}" if connection.vendor == "postgresql" else "%s"
+
+
+def _row_source(fields, columns: list[Sequence]) -> tuple[str, list]:
+    """A derived table `s` with one row per element and one column per field, from one
+    parameter per column."""
+    qn = connection.ops.quote_name
+    aliases = [qn(field.column) for field in fields]
+    if connection.vendor == "postgresql":
+        arrays = ", ".join(f"%s::{_scalar_type(field)}[]" for field in fields)
+        return f"unnest({arrays}) AS s({', '.join(aliases)})", [_pg_array(values) for values in columns]
+    rows = json.dumps([list(row) for row in zip(*columns, strict=True)])
+    picked = ", ".join(f"json_extract(j.value, '$[{i}]') AS {alias}" for i, alias in enumerate(aliases))
+    return f"(SELECT {picked} FROM json_each(%s) AS j) AS s", [rows]
+
+
+def _scalar_type(field) -> str:
+    if field.is_relation:
+        field = field.target_field
+    return field.rel_db_type(connection) if isinstance(field, models.AutoField) else field.db_type(connection)
+
+
+def _pg_array(values: Sequence) -> str:
+    """A PostgreSQL array literal: integers as they are, text quoted (`"` and `\\` escaped)."""
+    def element(value) -> str:
+        if value is None:
+            return "NULL"
+        if type(value) is int:
+            return str(value)
+        if isinstance(value, str):
+            return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        raise TypeError(f"insert_select binds integers and text per row, not {type(value).__name__}")
+
+    return "{" + ",".join(map(element, values)) + "}"

@@ -176,7 +176,10 @@ class Outbox(Protocol):
     idempotency_key, source, scheduled_for …). Set-based: one call per batch of
     rows, bounded queries. Idempotent through the rows' (source, key): a repeated
     key with the same content creates nothing. Returns one result per row,
-    telling which were new.
+    telling which were new. Instead of rows it also takes one
+    `engagement.outbox_port.MessageSet` (many users, one template, keys
+    `<user id><suffix>`) and returns a `QueuedSet`, storing the same columns the
+    rows would (engagement/outbox_port.py).
     """
 
     def __call__(self, rows: Sequence[Mapping[str, Any]], /, *, now: datetime) -> object: ...

@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from . import idempotency
-from .bulk import insert_returning
+from .bulk import insert_returning, insert_select, insert_select_statement
 from .identity import Identifiers, links_by_email, resolve_users, without_email
-from .models import EndUser, Signal
+from .models import EndUser, Signal, SignalQueue
 from .pipeline import enqueue
 from .tenancy import ensure_memberships, ensure_tenants
 from .wake import wake_drain_on_commit
@@ -306,6 +306,59 @@ def record_system_signal(user: EndUser, name: str, *, now: datetime, actor: str,
     written = record_system_signals([signal], now=now)
     if not written:
         raise KeyAlreadyStored(signal.idempotency_key)
+
+
+@dataclass(frozen=True)
+class SignalSet:
+    """The same system signal for many users (a loop's chunk of moved users): what a
+    SystemSignal per user would say, with each user's primary tenant and no key."""
+
+    user_ids: Sequence[int]
+    name: str
+    actor: str
+    properties: dict = field(default_factory=dict)
+    occurred_at: datetime | None = None
+    realtime: bool = True
+    feature: str | None = None
+
+
+def record_system_signal_set(signals: SignalSet, *, now: datetime) -> list[int]:
+    """`record_system_signals` for a SignalSet: one `INSERT … SELECT` from the user ids (each
+    row's tenant read in SQL), one queue insert, one wake-up; the same column values as
+    `system_signal_row`. Returns the new signals' ids."""
+    user_ids = sorted(set(signals.user_ids))
+    if not user_ids:
+        return []
+    if any(type(uid) is not int for uid in user_ids):
+        raise TypeError("a signal set's user ids are integers")
+    shared = system_signal_row(SystemSignal(
+        0, signals.name, signals.actor, properties=signals.properties, tenant_id=None,
+        occurred_at=signals.occurred_at, realtime=signals.realtime, feature=signals.feature,
+    ), now=now)
+    del shared["user_id"], shared["tenant_id"]
+    users = connection.ops.quote_name(EndUser._meta.db_table)
+    tenant = f"(SELECT u.primary_tenant_id FROM {users} AS u WHERE u.id = s.user_id)"
+    insert = {"constants": shared, "expressions": {"tenant_id": (tenant, [])}, "returning": ("id",)}
+    if connection.vendor == "postgresql":  # the queue rows in the same statement
+        ids = _insert_and_enqueue(insert_select_statement(Signal, {"user_id": user_ids}, **insert))
+    else:
+        ids = [pk for (pk,) in insert_select(Signal, {"user_id": user_ids}, **insert)]
+        enqueue(ids)
+    wake_drain_on_commit()
+    return ids
+
+
+def _insert_and_enqueue(statement: tuple[str, list]) -> list[int]:
+    """PostgreSQL: `WITH written AS (INSERT … RETURNING id) INSERT INTO <queue> …` — what
+    `enqueue` does, without the ids' round trip through Python."""
+    sql, params = statement
+    qn = connection.ops.quote_name
+    queue = qn(SignalQueue._meta.db_table)
+    column = qn(SignalQueue._meta.get_field("signal").column)
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH written AS ({sql}) INSERT INTO {queue} ({column}) SELECT id FROM written"
+                       f" ON CONFLICT ({column}) DO NOTHING RETURNING {column}", params)
+        return [pk for (pk,) in cursor.fetchall()]
 
 
 class KeyAlreadyStored(IntegrityError):

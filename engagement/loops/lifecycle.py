@@ -15,7 +15,11 @@ to active on activity. Every change goes through `TRIGGERS`:
 Each change is logged as a `LifecycleTransition` (cause: job run or signal,
 and actor), appends a `$lifecycle.changed` system signal, and queues the
 trigger's message through PULSE_OUTBOX — all in the caller's transaction, for
-exactly the rows the UPDATE returned. `act=False` (history, replays, the demo)
+exactly the rows the UPDATE returned. `transition_many` records its moves as
+sets (`record_moves`: every user of a source state shares the from, to, time
+and cause, so each write is one `INSERT … SELECT` from the ids); the drain's
+changes, each with its own time and signal, go row by row (`record_changes`).
+Both write the same columns. `act=False` (history, replays, the demo)
 changes state but queues nothing and marks its signals as history.
 """
 
@@ -23,13 +27,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
-from django.utils.module_loading import import_string
 
-from ..ingest import SystemSignal, record_system_signals
+from ..bulk import insert_select
+from ..ingest import SignalSet, SystemSignal, record_system_signal_set, record_system_signals
 from ..models import EndUser, JobRun, LifecycleState, LifecycleTransition
+from ..outbox_port import MessageSet, queue
 from .thresholds import inactive_filter
 from .updates import update_returning
 
@@ -139,7 +143,7 @@ def transition_many(
     transaction. A fixed number of queries: one UPDATE per source state, then one write
     each for transitions, system signals and messages."""
     trigger = trigger_named(trigger_name)
-    moved, changes = Moved(), []
+    moved = Moved()
     with transaction.atomic():
         for source, target in trigger.moves.items():
             if source is None or (sources is not None and source not in sources):
@@ -150,8 +154,7 @@ def transition_many(
             values = {"state": target, "changed_at": now, **trigger.effects(now)}
             ids = [row[0] for row in update_returning(rows, values, ("user",))]
             moved.by_source[source] = ids
-            changes.extend(Change(uid, source, target, now, realtime=act) for uid in ids)
-        record_changes(changes, trigger=trigger, cause=Cause(actor, job_run=job_run), now=now, act=act)
+        record_moves(moved, trigger=trigger, cause=Cause(actor, job_run=job_run), now=now, act=act)
     return moved
 
 
@@ -195,8 +198,37 @@ def record_changes(changes: Sequence[Change], *, trigger: Trigger, cause: Cause,
         for c in changes if c.from_state is not None
     ], now=now)
     if act and trigger.message:
-        queue = import_string(settings.PULSE_OUTBOX)
         queue([message_row(trigger, c.user_id, now) for c in changes], now=now)
+
+
+def record_moves(moved: Moved, *, trigger: Trigger, cause: Cause, now: datetime, act: bool = True) -> None:
+    """`record_changes` for users moved together at `now` by one cause, set-based: per source
+    state one INSERT … SELECT each of transitions and signals, then one MessageSet."""
+    for source, ids in moved.by_source.items():
+        if not ids:
+            continue
+        target = trigger.moves[source]
+        insert_select(LifecycleTransition, {"user_id": ids}, constants=_transition_constants(
+            source, target, trigger, cause, now))
+        record_system_signal_set(SignalSet(
+            ids, CHANGED, cause.actor, occurred_at=now, realtime=act,
+            properties={"from": source, "to": target, "trigger": trigger.name},
+        ), now=now)
+    if act and trigger.message and moved.user_ids:
+        queue(message_set(trigger, moved.user_ids, now), now=now)
+
+
+def _transition_constants(source, target, trigger: Trigger, cause: Cause, now: datetime) -> dict:
+    run = cause.job_run
+    return {"from_state": source or "", "to_state": target, "trigger": trigger.name, "at": now,
+            "actor": cause.actor, "job_run_id": run.pk if run else None, "job_kind": run.kind if run else "",
+            "job_window": run.window if run else None, "signal_id": cause.signal_id}
+
+
+def message_set(trigger: Trigger, user_ids: Sequence[int], now: datetime) -> MessageSet:
+    """The trigger's message for many users: the set form of `message_row`."""
+    day = now.astimezone(UTC).date().isoformat()
+    return MessageSet(user_ids, trigger.message, SOURCE, key_suffix=f":{trigger.key_part}:{day}")
 
 
 def message_row(trigger: Trigger, user_id: int, now: datetime) -> dict:

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from django.apps import apps
 from django.conf import settings
 from django.db.models import DateTimeField, F, FloatField, Func, OuterRef, Q, Subquery, Value
-from django.db.models.functions import Cast, Coalesce
+from django.db.models.functions import Cast, Coalesce, Least
 from django.utils.module_loading import import_string
 
 from ..models import EndUser
@@ -58,7 +58,13 @@ def inactive_filter(now: datetime) -> Q:
     tenant = EndUser.objects.filter(pk=OuterRef(OuterRef("user_id"))).values("primary_tenant_id")[:1]
     days = table.filter(tenant_id=Subquery(tenant), days__gt=0).values("days")[:1]
     threshold = Coalesce(Subquery(days, output_field=FloatField()), Value(default))
-    return Q(last_activity_at__lte=DaysBefore(now, threshold))
+    # Implied by the per-tenant rule (no threshold is shorter than the shortest), and cheap:
+    # an uncorrelated subquery the database computes once per statement, so it rules out
+    # the recently active before the per-row lookups run.
+    shortest = table.filter(days__gt=0).order_by("days").values("days")[:1]
+    floor = Least(Value(default), Coalesce(Subquery(shortest, output_field=FloatField()), Value(default)))
+    return Q(last_activity_at__lte=DaysBefore(now, floor)) & Q(
+        last_activity_at__lte=DaysBefore(now, threshold))
 
 
 class DaysBefore(Func):
