@@ -2,13 +2,15 @@
 # `make bench`: the benchmarks of docs/BENCHMARKS.md on a throwaway PostgreSQL 15 and Redis 7
 # that listen on 127.0.0.1 only and are stopped on exit (error and Ctrl-C included).
 # PULSE_BENCH picks the benchmarks (default "ingest messages": bench/ingest.py, then
-# bench/messages.py); arguments go to each of them:
+# bench/messages.py; also items, lifecycle, profiles, buckets_criteria, buckets_realtime,
+# each of which builds its own data in the throwaway server); arguments go to each of them:
 #
 #   scripts/bench.sh                  every benchmark at the specified scale
 #   scripts/bench.sh --quick          a smoke run, reported as below the specified scale
 #   scripts/bench.sh --help           every option
 #   make bench ARGS="--quick"
 #   PULSE_BENCH=messages make bench   one benchmark (then its own options may be given too)
+#   PULSE_BENCH=lifecycle make bench ARGS="--quick"
 #   PULSE_BENCH_JSON=var/bench/ingest.json   also write the figures as JSON (with several
 #                                     benchmarks, each adds its name: var/bench/ingest-messages.json)
 set -euo pipefail
@@ -53,8 +55,9 @@ pulse_ensure_venv base
 BENCHES="${PULSE_BENCH:-ingest messages}"
 for name in $BENCHES; do
     case "$name" in
-        ingest|messages) ;;
-        *) echo "PULSE_BENCH: unknown benchmark '$name' (ingest, messages)" >&2; exit 2 ;;
+        ingest|messages|items|lifecycle|profiles|buckets_criteria|buckets_realtime) ;;
+        *) echo "PULSE_BENCH: unknown benchmark '$name' (ingest, messages, items, lifecycle, profiles," \
+               "buckets_criteria, buckets_realtime)" >&2; exit 2 ;;
     esac
 done
 for arg in "$@"; do
@@ -78,7 +81,9 @@ count=0
 for name in $BENCHES; do count=$((count + 1)); done
 for name in $BENCHES; do
     json_args=()
-    if [ -n "${PULSE_BENCH_JSON:-}" ]; then
+    own_args=(--work-dir "$WORK_DIR/$name")
+    case "$name" in ingest|messages) ;; *) own_args=() ;; esac  # the others take neither option
+    if [ -n "${PULSE_BENCH_JSON:-}" ] && [ "${#own_args[@]}" -gt 0 ]; then
         json="$PULSE_BENCH_JSON"
         [ "$count" -gt 1 ] && json="${PULSE_BENCH_JSON%.json}-$name.json"
         json_args=(--json "$json")
@@ -86,7 +91,7 @@ for name in $BENCHES; do
     echo "==> bench/$name.py" >&2
     # In the background and waited on, so a Ctrl-C or TERM reaches the trap at once.
     PYTHONUNBUFFERED=1 DATABASE_URL="$PULSE_PG_URL" REDIS_URL="$PULSE_REDIS_URL/0" \
-        "$PULSE_VENV/bin/python" -m "bench.$name" --work-dir "$WORK_DIR/$name" \
+        "$PULSE_VENV/bin/python" -m "bench.$name" ${own_args[@]+"${own_args[@]}"} \
         ${json_args[@]+"${json_args[@]}"} "$@" </dev/null &
     BENCH_PID=$!
     rc=0
