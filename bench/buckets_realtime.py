@@ -77,6 +77,7 @@ def build(users: int, now) -> None:
 
     from buckets.definitions import create_bucket
 
+    call_command("migrate", interactive=False, verbosity=0)  # a fresh server (make bench) has no tables
     call_command("flush", interactive=False, verbosity=0)
     with connection.cursor() as cursor:
         cursor.execute(
