@@ -18,6 +18,7 @@ from django.conf import settings
 from django.template import Context, Engine, TemplateSyntaxError
 
 from . import plain_render
+from .template_data import read_only
 
 log = logging.getLogger("pulse.messages")
 PARTS = ("subject", "text", "html")
@@ -80,7 +81,7 @@ def render_source(source: str, data: dict, *, html: bool, fast: bool = True) -> 
         text = plain_render.render_plan(steps, data, html=html)
         if text is not None:
             return text
-    return compiled(source, html=html).render(Context(data, autoescape=html))
+    return compiled(source, html=html).render(Context(read_only(data), autoescape=html))
 
 
 def compile_error(source: str, *, html: bool) -> str | None:
