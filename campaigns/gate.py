@@ -9,10 +9,11 @@
 
 The gate runs on a whole claimed batch with a fixed number of queries,
 whatever its size: the users come with the batch, their preferences in one
-query, and the cap inside the caller's transaction, which locks the
-`FrequencyLock` rows of every (user, category) the batch counts against
-(creating the missing ones first, in a fixed order so two workers never
-deadlock) and counts what already passed in one grouped query. The caller
+query, and the cap inside the caller's transaction, which takes a
+transaction-scoped advisory lock on PostgreSQL for every (user, category) the
+batch counts against (one statement, in a fixed order so two workers never
+deadlock; no row is written, where lock rows cost a write per message) and
+counts what already passed in one grouped query. The caller
 records the messages that pass before it commits — in-app ones as sent with
 `gated_at`, external ones marked `gated_at` before they are sent — so a second
 worker counting for one of those users waits for the lock and then sees them.
@@ -26,10 +27,8 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import Count, Q
 
-from engagement.bulk import insert_returning
-
 from .id_lists import id_in
-from .models import Category, FrequencyLock, Message
+from .models import Category, Message
 from .preferences import block_reason, preferences_of
 
 Reason = Message.SkipReason
@@ -103,16 +102,27 @@ def _counted(groups: dict, *, exclude: list[int], now: datetime) -> dict[tuple[i
     return {(r["user_id"], r["category"]): r["n"] for r in rows if (r["user_id"], r["category"]) in groups}
 
 
+# The cap's advisory-lock keys: user id × 8 + the category's code. Pulse takes no other
+# advisory locks; a deployment sharing the database must keep out of this key space.
+CATEGORY_CODES = {category: code for code, category in enumerate(Category.values, start=1)}
+
+
+def cap_lock_key(user_id: int, category: str) -> int:
+    return user_id * 8 + CATEGORY_CODES[category]
+
+
 def _lock(keys: list[tuple[int, str]]) -> None:
-    """Hold the cap locks of `keys` ((user, category), sorted) until the transaction ends."""
-    insert_returning(FrequencyLock, [{"user_id": u, "category": c} for u, c in keys],
-                     conflict_fields=["user_id", "category"])
-    if connection.vendor == "postgresql":
-        rows = (
-            FrequencyLock.objects.filter(id_in("user_id", {u for u, _ in keys}),
-                                         category__in={c for _, c in keys})
-            .order_by("user_id", "category")  # the same order in every worker: no deadlock
-            .select_for_update()
+    """Hold the cap locks of `keys` ((user, category)) until the transaction ends.
+
+    PostgreSQL: `pg_advisory_xact_lock` per key, in ascending key order in every worker
+    (so none deadlocks), all in one statement. SQLite: the transaction is IMMEDIATE, so it
+    already holds the database's write lock."""
+    if connection.vendor != "postgresql":
+        return
+    ordered = sorted({cap_lock_key(user, category) for user, category in keys})
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_advisory_xact_lock(k)) FROM "
+            "(SELECT k FROM unnest(%s::bigint[]) AS k ORDER BY k) AS ordered",
+            ["{" + ",".join(map(str, ordered)) + "}"],
         )
-        list(rows.values_list("pk", flat=True))
-    # SQLite: the transaction is IMMEDIATE, so it already holds the database's write lock.

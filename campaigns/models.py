@@ -154,19 +154,3 @@ class Preference(models.Model):
 
     def __str__(self):
         return f"preferences of user #{self.user_id}"
-
-
-class FrequencyLock(models.Model):
-    """One row per (user, category) that workers lock while they count against the cap,
-    so two workers never both pass it, and the drain's user rows are never locked."""
-
-    user_id = models.BigIntegerField()
-    category = models.CharField(max_length=20)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["user_id", "category"], name="frequencylock_uniq")
-        ]
-
-    def __str__(self):
-        return f"cap lock {self.user_id}/{self.category}"
