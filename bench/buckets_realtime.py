@@ -32,6 +32,8 @@ import statistics
 import sys
 import time
 
+from bench.report import connection_backend_cpu
+
 SPEC_RATE = 1000
 TICKS_PER_SECOND = 20
 BUCKET_HANDLER = "buckets.realtime.evaluate_buckets"
@@ -155,21 +157,6 @@ def freshness(rate: int, seconds: float, users: int) -> dict:
             "worker_cpu_ms": worker_cpu * 1000 / max(1, len(accepted))}
 
 
-def _server_cpu() -> float:
-    """CPU seconds of this connection's PostgreSQL backend (same machine: /proc), else 0."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        pid = cursor.fetchone()[0]
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def ingest_backlog(count: int, users: int, seed: int) -> None:
     """`count` signals of the load's mix for random users, 500 per request."""
     import random
@@ -213,12 +200,12 @@ def throughput(backlog: int, users: int, with_buckets: bool) -> dict:
     kept = handlers if with_buckets else [h for h in handlers if h != BUCKET_HANDLER]
     settings.PULSE_SIGNAL_HANDLERS = kept
     try:
-        started, cpu, server = time.monotonic(), time.process_time(), _server_cpu()
+        started, cpu, server = time.monotonic(), time.process_time(), connection_backend_cpu()
         drained = process_signals()
         wall = time.monotonic() - started
         n = max(1, drained.processed)
         return {"rate": drained.processed / wall, "cpu_ms": (time.process_time() - cpu) * 1000 / n,
-                "server_ms": (_server_cpu() - server) * 1000 / n}
+                "server_ms": (connection_backend_cpu() - server) * 1000 / n}
     finally:
         settings.PULSE_SIGNAL_HANDLERS = handlers
 

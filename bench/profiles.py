@@ -30,6 +30,8 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 
+from bench.report import connection_backend_cpu
+
 SPEC_USERS, SPEC_SIGNALS = 100_000, 10_000_000
 READS = 200
 
@@ -136,27 +138,11 @@ def timed(fn) -> float:
     return time.perf_counter() - started
 
 
-def backend_cpu() -> float:
-    """CPU seconds (user + system) the PostgreSQL backend of this connection has used so far,
-    or NaN where /proc cannot tell (another machine, another OS)."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        pid = cursor.fetchone()[0]
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return float("nan")
-
-
 def timed_with_cpu(fn) -> tuple[float, float, float]:
     """(wall seconds, database backend CPU seconds, this process's CPU seconds)."""
-    db, own = backend_cpu(), time.process_time()
+    db, own = connection_backend_cpu(), time.process_time()
     wall = timed(fn)
-    return wall, backend_cpu() - db, time.process_time() - own
+    return wall, connection_backend_cpu() - db, time.process_time() - own
 
 
 def prepare_reuse() -> None:

@@ -129,6 +129,17 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime (fields 14 and 15)
 
 
+def connection_backend_cpu() -> float:
+    """CPU seconds the PostgreSQL backend of Django's default connection has used so far, or
+    NaN where /proc cannot tell (a server on another machine, another OS)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    return process_cpu(pid) if os.path.exists(f"/proc/{pid}/stat") else float("nan")
+
+
 def children(pid: int) -> list[int]:
     """Direct child processes of `pid` (gunicorn's workers, for one)."""
     found = []

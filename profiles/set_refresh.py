@@ -37,7 +37,7 @@ from . import refresh
 from .models import ProfileFeatureValue
 from .refresh import ChunkResult
 from .registry import Feature, FeatureGroup
-from .set_sql import USERS, literal, timestamp
+from .set_sql import USERS, cutoffs, timestamp
 
 log = logging.getLogger("pulse.profiles")
 DEFAULT_RANGE = 100_000
@@ -83,9 +83,7 @@ def stage_group(group: FeatureGroup, chosen: Sequence[Feature], users, now: date
     A group that fails is logged and reported; its pairs keep what they have."""
     users_sql, users_params = users.values("pk", "timezone").query.sql_with_params()
     group_sql, group_params = group.sql(users.values("pk"), now)
-    cutoffs = " UNION ALL ".join(f"SELECT {literal(f.name)} AS name, {timestamp(now - f.ttl)[0]} AS cutoff"
-                                 for f in chosen)
-    cutoff_params = [timestamp(now - f.ttl)[1] for f in chosen]
+    cutoff_rows, cutoff_params = cutoffs((f.name, now - f.ttl) for f in chosen)
     expired = "(p.computed_at IS NULL OR p.computed_at <= f.cutoff)" if stale_only else "true"
     table = connection.ops.quote_name(ProfileFeatureValue._meta.db_table)
     sql = (
@@ -93,7 +91,7 @@ def stage_group(group: FeatureGroup, chosen: Sequence[Feature], users, now: date
         f"INSERT INTO {STAGE} (user_id, name, value, value_text, generation) "
         f"WITH {USERS} (id, timezone) AS ({users_sql}) "
         f"SELECT c.user_id, c.name, c.value, c.value_text, COALESCE(p.generation, 0) "
-        f"FROM ({group_sql}) AS c JOIN ({cutoffs}) AS f ON f.name = c.name "
+        f"FROM ({group_sql}) AS c JOIN ({cutoff_rows}) AS f ON f.name = c.name "
         f"LEFT JOIN {table} AS p ON p.user_id = c.user_id AND p.name = c.name "
         f"WHERE {expired}"
     )

@@ -49,6 +49,17 @@ def whole_days(earlier: str, later: str) -> str:
     return f"pulse_whole_days({earlier}, {later})"
 
 
+def cutoffs(ttls) -> tuple[str, list]:
+    """A relation `(name, cutoff)` with one row per (feature name, moment), the moment before
+    which (inclusive) that feature's stored value is stale, and its parameters."""
+    rows, params = [], []
+    for name, moment in ttls:
+        placeholder, value = timestamp(moment)
+        rows.append(f"SELECT {literal(name)} AS name, {placeholder} AS cutoff")
+        params.append(value)
+    return " UNION ALL ".join(rows), params
+
+
 def literal(name: str) -> str:
     """A feature name as an SQL string literal (names are lower-case identifiers: checked here too)."""
     if not isinstance(name, str) or not _NAME.match(name):

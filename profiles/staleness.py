@@ -17,7 +17,7 @@ from engagement.models import EndUser
 
 from . import registry
 from .models import ProfileFeatureValue
-from .set_sql import literal, timestamp
+from .set_sql import cutoffs, timestamp
 
 ELIGIBLE_WINDOW = timedelta(days=30)
 
@@ -52,18 +52,14 @@ def staleness(now: datetime) -> tuple[int, list[FeatureStaleness]]:
 
 def _stored_counts(features, now: datetime) -> dict[str, tuple[int, int]]:
     """{name: (stored values, fresh values)} over eligible users: one query."""
-    cutoffs, params = [], []
-    for name, feature in features.items():
-        placeholder, value = timestamp(now - feature.ttl)
-        cutoffs.append(f"SELECT {literal(name)} AS name, {placeholder} AS cutoff")
-        params.append(value)
+    cutoff_rows, params = cutoffs((name, now - feature.ttl) for name, feature in features.items())
     at, at_param = timestamp(now)
     since, since_param = timestamp(now - ELIGIBLE_WINDOW)
     values = connection.ops.quote_name(ProfileFeatureValue._meta.db_table)
     users = connection.ops.quote_name(EndUser._meta.db_table)
     sql = (
         f"SELECT f.name, COUNT(*), COUNT(*) FILTER (WHERE p.computed_at > f.cutoff) "
-        f"FROM ({' UNION ALL '.join(cutoffs)}) AS f "
+        f"FROM ({cutoff_rows}) AS f "
         f"JOIN {values} AS p ON p.name = f.name AND p.computed_at IS NOT NULL AND p.computed_at <= {at} "
         f"JOIN {users} AS u ON u.id = p.user_id AND u.deleted_at IS NULL "
         f"AND u.last_seen_at >= {since} AND u.last_seen_at <= {at} "
