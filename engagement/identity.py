@@ -151,6 +151,14 @@ def find_user(ids: Identifiers) -> EndUser | None:
 
 # --- linking by email from public keys ---------------------------------------
 
+def as_public(identities: Sequence[Identifiers]) -> list[Identifiers]:
+    """The identities as a public (`ingest`-only) key may use them, in order: each whose
+    email would link it to that email's owner (`links_by_email`) goes `without_email`.
+    One query. Native identify, native signals and Segment calls all go through it."""
+    linking = links_by_email(identities)
+    return [without_email(ids) if ids in linking else ids for ids in identities]
+
+
 def without_email(ids: Identifiers) -> Identifiers:
     """The identifiers of a request from a public key whose email would link it to the
     email's owner (`links_by_email`): that email is not used to resolve the user.

@@ -15,7 +15,7 @@ from django.db import IntegrityError, connection, transaction
 
 from . import idempotency
 from .bulk import insert_returning, insert_select, insert_select_statement
-from .identity import Identifiers, links_by_email, resolve_users, without_email
+from .identity import Identifiers, as_public, resolve_users
 from .models import EndUser, Signal, SignalQueue
 from .pipeline import enqueue
 from .tenancy import ensure_memberships, ensure_tenants
@@ -110,11 +110,9 @@ def ingest_signals(
 
 def _drop_email_links(valid) -> list[tuple[int, SignalInput]]:
     """From a public key, an item whose email would link its other ids to the email's owner
-    is resolved without that email (identity.links_by_email, identity.without_email)."""
-    linking = links_by_email([item.ids for _, item in valid])
-    for _, item in valid:
-        if item.ids in linking:
-            item.ids = without_email(item.ids)
+    is resolved without that email (identity.as_public)."""
+    for (_, item), ids in zip(valid, as_public([item.ids for _, item in valid]), strict=True):
+        item.ids = ids
     return valid
 
 

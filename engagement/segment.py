@@ -60,7 +60,7 @@ from . import idempotency, people, schemas
 from . import validation as v
 from .api import ApiError, decode_json_object
 from .http_body import decoded_body
-from .identity import Identifiers, IdentityConflict, links_by_email, without_email
+from .identity import Identifiers, IdentityConflict, as_public
 from .ingest import SignalInput, ingest_signals
 from .models import Signal
 from .signal_names import RESERVED_CODE, RESERVED_MESSAGE, is_reserved
@@ -459,10 +459,10 @@ def store(
     """
     with transaction.atomic():
         verdicts = idempotency.verdicts([(c.idempotency_key, c.request_hash) for _, c in calls])
-        linking = links_by_email([c.ids for _, c in calls]) if public else set()
+        if public:
+            for (_, call), ids in zip(calls, as_public([c.ids for _, c in calls]), strict=True):
+                call.ids = ids
         for (index, call), verdict in zip(calls, verdicts, strict=True):
-            if call.ids in linking:
-                call.ids = without_email(call.ids)
             if verdict == idempotency.DUPLICATE:
                 outcome.duplicates += 1
                 continue

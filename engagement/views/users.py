@@ -16,7 +16,7 @@ from ..api import (
     user_for_ref,
 )
 from ..erase import erase_user
-from ..identity import links_by_email, without_email
+from ..identity import as_public
 from ..native import parse_identify
 from ..people import identify
 from ..refs import canonical_ref, ref_for
@@ -31,15 +31,13 @@ def users_collection(request):
     not send, not even whether the user existed: it always gets 200 and a ref made of the
     request's own strongest identifier (the canonical ref could reveal an external id it never
     knew), and its email never links other ids to an existing user
-    (`identity.links_by_email`)."""
+    (`identity.as_public`)."""
     try:
         change = parse_identify(parse_json_object(request))
     except v.Invalid as exc:
         raise ApiError(400, "invalid_request", "the body has invalid fields", exc.errors) from None
     reads = allows(request, "read")
-    ids = change.ids
-    if not reads and links_by_email([ids]):
-        ids = without_email(ids)
+    ids = change.ids if reads else as_public([change.ids])[0]
     resolution = identify(
         ids,
         now=timezone.now(),
