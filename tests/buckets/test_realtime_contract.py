@@ -4,7 +4,7 @@ import threading
 from datetime import timedelta
 
 import pytest
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from buckets import candidates
@@ -15,6 +15,7 @@ from buckets.models import Bucket, BucketMembership, BucketTransition
 from buckets.realtime import evaluate_buckets
 from engagement.models import Signal, SignalQueue
 from engagement.pipeline import HandlerContext, claim_batch
+from tests.concurrency import in_threads
 from tests.conftest import postgres_only
 from tests.engagement.test_handler_contracts import snapshot
 from tests.factories import EndUserFactory
@@ -98,25 +99,15 @@ def test_two_evaluations_racing_create_one_active_row_and_one_transition(now):
     bucket, user = define(), EndUserFactory()
     signal(user)
     spec = BucketSpec.of(bucket)
-    barrier, errors = threading.Barrier(2), []
+    barrier = threading.Barrier(2)
 
-    def evaluate_in_a_thread():
-        try:
-            with transaction.atomic():
-                BucketMembership.objects.filter(bucket=bucket).exists()  # the snapshot starts empty
-                barrier.wait(timeout=10)
-                evaluate(spec, [user.pk], cause=Cause("signal", "test"), now=now)
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            close_old_connections()
+    def evaluate_in_a_thread(_):
+        with transaction.atomic():
+            BucketMembership.objects.filter(bucket=bucket).exists()  # the snapshot starts empty
+            barrier.wait(timeout=10)
+            evaluate(spec, [user.pk], cause=Cause("signal", "test"), now=now)
 
-    threads = [threading.Thread(target=evaluate_in_a_thread) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert errors == []
+    assert in_threads(evaluate_in_a_thread) == []
     assert BucketMembership.objects.filter(status="active").count() == 1
     assert BucketTransition.objects.count() == 1
     assert Signal.objects.filter(name="$bucket.entered").count() == 1

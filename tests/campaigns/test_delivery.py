@@ -3,7 +3,6 @@ from datetime import timedelta
 
 import pytest
 import time_machine
-from django.db import connection
 from django.utils import timezone
 
 from campaigns import delivery
@@ -12,6 +11,7 @@ from campaigns.models import Message, Preference
 from campaigns.wake import WAKE_FLAG
 from engagement.erase import erase_user
 from engagement.redis_client import get_redis
+from tests.concurrency import in_threads
 from tests.conftest import postgres_only
 from tests.factories import EndUserFactory
 
@@ -151,24 +151,13 @@ def test_the_frequency_cap_holds_when_two_workers_race_for_the_same_user(setting
         queue(user, idempotency_key=key)
     now = timezone.now()
     barrier = threading.Barrier(2)
-    errors = []
 
-    def worker():
-        try:
-            token, ids = claim(now, 2)
-            barrier.wait(timeout=10)
-            deliver_batch(token, ids, now=now)
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
+    def worker(_):
+        token, ids = claim(now, 2)
+        barrier.wait(timeout=10)
+        deliver_batch(token, ids, now=now)
 
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-    assert not errors
+    assert in_threads(worker) == []
     statuses = sorted(Message.objects.values_list("status", flat=True))
     assert statuses == ["sent", "skipped", "skipped", "skipped"]
 

@@ -14,6 +14,7 @@ from campaigns.delivery import claim, deliver_batch
 from campaigns.models import Message, Preference
 from campaigns.outbox import queue_messages
 from engagement.models import EndUser
+from tests.concurrency import in_threads
 from tests.conftest import postgres_only
 from tests.factories import EndUserFactory
 
@@ -183,24 +184,13 @@ def test_two_workers_racing_over_the_same_users_never_pass_a_cap_twice_and_never
             for j in range(4) for u in (users if j % 2 else users[::-1])]
     queue_messages(rows, now=now - timedelta(minutes=1))
     barrier = threading.Barrier(2)
-    errors = []
 
-    def worker():
-        try:
-            token, ids = claim(now, 12)
-            barrier.wait(timeout=10)
-            deliver_batch(token, ids, now=now)
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
+    def worker(_):
+        token, ids = claim(now, 12)
+        barrier.wait(timeout=10)
+        deliver_batch(token, ids, now=now)
 
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-    assert not errors
+    assert in_threads(worker) == []
     sent = list(Message.objects.filter(status="sent").values_list("user_id", flat=True))
     assert sorted(sent) == sorted(u.pk for u in users)
     assert Message.objects.filter(status="skipped", skip_reason="frequency_cap").count() == 18

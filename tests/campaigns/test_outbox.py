@@ -1,12 +1,13 @@
 import threading
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from campaigns.models import Message
 from campaigns.outbox import UnknownTemplate, queue_messages
 from engagement.idempotency import IdempotencyConflict
+from tests.concurrency import in_threads
 from tests.conftest import postgres_only
 from tests.factories import EndUserFactory
 
@@ -93,24 +94,14 @@ def test_two_concurrent_transactions_with_the_same_key_queue_one_message():
     make_template()
     user = EndUserFactory()
     barrier = threading.Barrier(2)
-    results, errors = [], []
+    results = []
 
-    def worker():
-        try:
-            with transaction.atomic():
-                barrier.wait(timeout=10)
-                results.append(queue(user, idempotency_key="race"))
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
+    def worker(_):
+        with transaction.atomic():
+            barrier.wait(timeout=10)
+            results.append(queue(user, idempotency_key="race"))
 
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-    assert not errors
+    assert in_threads(worker) == []
     assert sorted(r.created for r in results) == [False, True]
     assert len({r.message_id for r in results}) == 1
     assert Message.objects.count() == 1

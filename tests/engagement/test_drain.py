@@ -2,7 +2,6 @@ import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from engagement.identity import Identifiers
@@ -11,6 +10,7 @@ from engagement.models import EndUser, Signal
 from engagement.pipeline import process_signals, requeue_failed
 from engagement.redis_client import get_redis
 from engagement.wake import WAKE_FLAG
+from tests.concurrency import in_threads
 from tests.conftest import postgres_only
 from tests.factories import EndUserFactory, SignalFactory
 
@@ -149,18 +149,11 @@ def test_parallel_drains_never_process_a_signal_twice(settings):
     ingest_signals(items, source="api", now=timezone.now())
     barrier = threading.Barrier(4)
 
-    def drain():
+    def drain(_):
         barrier.wait(timeout=10)
-        try:
-            process_signals(batch_size=50)
-        finally:
-            connection.close()
+        process_signals(batch_size=50)
 
-    threads = [threading.Thread(target=drain) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    assert in_threads(drain, 4, timeout=120) == []
     assert sorted(CALLS) == sorted(Signal.objects.values_list("pk", flat=True))
     assert len(CALLS) == len(set(CALLS)) == 2000
     assert not Signal.objects.with_state().exclude(state="processed").exists()

@@ -3,12 +3,12 @@
 import threading
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from engagement.identity import Identifiers, resolve_user
 from engagement.ingest import SignalInput, ingest_signals
 from engagement.models import EndUser
+from tests.concurrency import in_threads
 from tests.conftest import postgres_only
 
 pytestmark = [pytest.mark.django_db(transaction=True), postgres_only]
@@ -17,23 +17,12 @@ THREADS = 8
 
 def _race(work):
     barrier = threading.Barrier(THREADS)
-    errors = []
 
     def run(index):
-        try:
-            barrier.wait(timeout=10)
-            work(index)
-        except Exception as exc:  # noqa: BLE001
-            errors.append(exc)
-        finally:
-            connection.close()
+        barrier.wait(timeout=10)
+        work(index)
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return errors
+    return in_threads(run, THREADS, timeout=60)
 
 
 def test_concurrent_identify_of_one_new_identifier_creates_one_user():
