@@ -1,11 +1,13 @@
 """Per-row local time in the user's own time zone, on PostgreSQL and SQLite alike.
 
 PostgreSQL converts with `AT TIME ZONE`, row by row. SQLite has no time zone
-database, so every SQLite connection gets two deterministic functions,
-`pulse_local_hour(ts, tz)` and `pulse_local_date(ts, tz)`, that convert with
-Python's zoneinfo (registered on `connection_created`, see ProfilesConfig),
-and `pulse_whole_days(earlier, later)`, which SQLite's own date functions
-(millisecond precision) cannot answer exactly.
+database, so every SQLite connection gets deterministic functions,
+`pulse_local_hour(ts, tz)`, `pulse_local_date(ts, tz)` and
+`pulse_local_hour_number(ts, tz)`, that convert with Python's zoneinfo
+(registered on `connection_created`, see ProfilesConfig), and
+`pulse_whole_days(earlier, later)`, which SQLite's own date functions
+(millisecond precision) cannot answer exactly; plus `pulse_bit_or` (an
+aggregate) and `pulse_bit_count`, which PostgreSQL has built in.
 A user without a time zone ("") is UTC; so is a name the zone database does not
 know, on SQLite (PostgreSQL would refuse it, but names are validated with
 zoneinfo when they are written).
@@ -20,6 +22,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.db.models import CharField, FloatField, Func, IntegerField
 
 # --- the SQLite side --------------------------------------------------------------
+
+EPOCH = datetime(1970, 1, 1)
 
 
 @lru_cache(maxsize=1024)
@@ -52,6 +56,33 @@ def local_date(stored, tz) -> str | None:
     return None if moment is None else moment.date().isoformat()
 
 
+def local_hour_number(stored, tz) -> int | None:
+    """Hours from 1970-01-01 00:00 to the moment's wall-clock time in `tz` (floor): the local
+    hour of day and the local day both follow from it (see LocalHourNumber)."""
+    moment = _local(stored, tz)
+    if moment is None:
+        return None
+    return math.floor((moment.replace(tzinfo=None) - EPOCH).total_seconds() / 3600)
+
+
+class BitOr:
+    """`pulse_bit_or(x)`: the bitwise OR of the integers aggregated (NULLs skipped; NULL if none)."""
+
+    def __init__(self):
+        self.bits = None
+
+    def step(self, value):
+        if value is not None:
+            self.bits = int(value) | (self.bits or 0)
+
+    def finalize(self):
+        return self.bits
+
+
+def bit_count(value) -> int | None:
+    return None if value is None else int(value).bit_count()
+
+
 def whole_days(earlier, later) -> int | None:
     """floor((later − earlier) / 1 day), as Python computes it from two datetimes."""
     start, end = _local(earlier, None), _local(later, None)
@@ -68,6 +99,9 @@ def register_sqlite_functions(sender, connection, **kwargs) -> None:
     raw.create_function("pulse_local_hour", 2, local_hour, deterministic=True)
     raw.create_function("pulse_local_date", 2, local_date, deterministic=True)
     raw.create_function("pulse_whole_days", 2, whole_days, deterministic=True)
+    raw.create_function("pulse_local_hour_number", 2, local_hour_number, deterministic=True)
+    raw.create_function("pulse_bit_count", 1, bit_count, deterministic=True)
+    raw.create_aggregate("pulse_bit_or", 1, BitOr)
 
 
 # --- the expressions --------------------------------------------------------------
@@ -95,6 +129,16 @@ class LocalHour(_LocalTime):
     function = "pulse_local_hour"
     output_field = IntegerField()
     pg_template = "EXTRACT(HOUR FROM {local})::integer"
+
+
+class LocalHourNumber(_LocalTime):
+    """Whole hours from 1970-01-01 00:00 to the wall-clock time of a UTC timestamp in a time
+    zone: one conversion per row from which the local hour of day (`mod 24`) and the local day
+    (`div 24`) both follow, so a query needing both converts each row once."""
+
+    function = "pulse_local_hour_number"
+    output_field = IntegerField()
+    pg_template = "FLOOR(DATE_PART('epoch', {local}) / 3600)::bigint"
 
 
 class LocalDate(_LocalTime):

@@ -20,8 +20,14 @@ rebuild of many users runs it set-based, as one INSERT … SELECT … GROUP BY p
 range of users, without bringing any answer to Python (profiles/set_refresh.py).
 The SQL must answer exactly what compute answers, nulls included; a test holds
 the two forms together for every shipped feature on both databases.
+
+Groups that read the same rows may share one pass over them: a shared relation
+(`@shared_sql(name)`, a SELECT with at most one row per user) is computed once per
+range of users and read by every group that names it (`@sql_for(compute,
+reads=[relation])`), as a table of that name (a CTE when answers are read back).
 """
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -34,6 +40,7 @@ NUMERIC = "numeric"
 CATEGORICAL = "categorical"
 DTYPES = (NUMERIC, CATEGORICAL)
 DEFAULT_TTL = timedelta(hours=1)
+_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,8 @@ class FeatureGroup:
     # (user_id, name, value, value_text) with one row per user of `profile_users` and per
     # feature of the group (profiles/set_sql.py has the pieces).
     sql: Callable | None = None
+    # The shared relations the SQL reads (by their names), each computed once per range.
+    reads: tuple["SharedRelation", ...] = ()
 
     def run(self, user_ids: Sequence[int], now) -> dict[str, dict[int, object]]:
         """Every feature of the group for `user_ids`: {feature: {user_id: value}}."""
@@ -102,11 +111,33 @@ def single_feature(name: str, dtype: str, description: str, **options) -> Callab
     return feature_group(Feature(name, dtype, description, **options), name=name, single=True)
 
 
-def sql_for(compute: Callable) -> Callable:
-    """Declare the decorated `sql(users, now)` as the set-based form of the group `compute` declares."""
+@dataclass(frozen=True)
+class SharedRelation:
+    """Rows several groups' SQL forms read: `sql(users, now) -> (sql, params)`, a SELECT with
+    at most one row per user of `users` (an EndUser id queryset), read under `name`."""
+
+    name: str
+    sql: Callable
+
+
+def shared_sql(name: str) -> Callable:
+    """Declare the decorated `sql(users, now)` as a shared relation named `name` (an identifier)."""
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"not a relation name: {name!r}")
+
+    def declare(sql: Callable) -> SharedRelation:
+        return SharedRelation(name, sql)
+
+    return declare
+
+
+def sql_for(compute: Callable, *, reads: Sequence[SharedRelation] = ()) -> Callable:
+    """Declare the decorated `sql(users, now)` as the set-based form of the group `compute` declares,
+    reading the shared relations `reads`."""
 
     def attach(sql: Callable) -> Callable:
         object.__setattr__(compute.feature_group, "sql", sql)
+        object.__setattr__(compute.feature_group, "reads", tuple(reads))
         return sql
 
     return attach

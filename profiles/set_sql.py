@@ -49,6 +49,23 @@ def whole_days(earlier: str, later: str) -> str:
     return f"pulse_whole_days({earlier}, {later})"
 
 
+def bit_or(sql: str) -> str:
+    """The aggregate bitwise OR of integers (a registered aggregate on SQLite)."""
+    return f"BIT_OR({sql})" if connection.vendor == "postgresql" else f"pulse_bit_or({sql})"
+
+
+def bit_count(sql: str) -> str:
+    """The number of bits set in a non-negative 64-bit integer (NULL stays NULL)."""
+    if connection.vendor == "postgresql":
+        return f"BIT_COUNT(CAST({sql} AS BIT(64)))"
+    return f"pulse_bit_count({sql})"
+
+
+def greatest(columns: list[str]) -> str:
+    """The largest of several non-null values (SQLite's max() takes many arguments)."""
+    return f"{'GREATEST' if connection.vendor == 'postgresql' else 'MAX'}({', '.join(columns)})"
+
+
 def cutoffs(ttls) -> tuple[str, list]:
     """A relation `(name, cutoff)` with one row per (feature name, moment), the moment before
     which (inclusive) that feature's stored value is stale, and its parameters."""

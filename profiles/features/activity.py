@@ -7,7 +7,9 @@ PostgreSQL read the whole log in user order, through its index, one heap page at
 a time), answers all three for almost everyone; only users without activity in the window
 have their older history read (through the log's index that leads with the
 user), so the whole log is never scanned for the latest activity. Two queries
-for any number of users.
+for any number of users. The SQL form reads the per-user counts, active-day
+count and latest activity of the pass over the window it shares with the tip
+group (signal_window.py).
 """
 
 import math
@@ -23,6 +25,7 @@ from ..local_time import LocalDate
 from ..registry import NUMERIC, Feature, feature_group, sql_for
 from ..set_sql import USERS, one_row_per_feature, queryset_sql, timestamp, whole_days
 from . import window
+from .signal_window import signal_window_sql
 
 
 @feature_group(
@@ -85,22 +88,21 @@ def earlier_activity(users, now):
     )
 
 
-@sql_for(activity)
+@sql_for(activity, reads=[signal_window_sql])
 def activity_sql(users, now):
-    days, recent_params = queryset_sql(recent_days(users, now))
-    recent = ("SELECT user_id, SUM(sent) AS sent, COUNT(*) FILTER (WHERE active > 0) AS days, "
-              f"MAX(latest_at) AS latest_at FROM ({days}) AS d GROUP BY user_id")
+    """From the shared pass over the window (signal_window.py), and the latest earlier activity of
+    the users without any in the window (through the log's index that leads with the user)."""
+    recent = signal_window_sql.name
     quiet = RawSQL(f"SELECT id FROM {USERS} EXCEPT "
-                   f"SELECT user_id FROM activity_recent WHERE latest_at IS NOT NULL", ())
+                   f"SELECT user_id FROM {recent} WHERE latest_active_at IS NOT NULL", ())
     earlier, earlier_params = queryset_sql(earlier_activity(quiet, now))
     at, at_param = timestamp(now)
     rows = one_row_per_feature(
         {
             "signals_30d": "COALESCE(r.sent, 0)",
-            "active_days_30d": "COALESCE(r.days, 0)",
-            "days_since_last_activity": whole_days("COALESCE(r.latest_at, e.latest_at)", at),
+            "active_days_30d": "COALESCE(r.active_days, 0)",
+            "days_since_last_activity": whole_days("COALESCE(r.latest_active_at, e.latest_at)", at),
         },
-        "LEFT JOIN activity_recent r ON r.user_id = u.id LEFT JOIN activity_earlier e ON e.user_id = u.id",
+        f"LEFT JOIN {recent} r ON r.user_id = u.id LEFT JOIN activity_earlier e ON e.user_id = u.id",
     )
-    return (f"WITH activity_recent AS ({recent}), activity_earlier AS ({earlier}) {rows}",
-            [*recent_params, *earlier_params, at_param])
+    return f"WITH activity_earlier AS ({earlier}) {rows}", [*earlier_params, at_param]

@@ -2,8 +2,8 @@
 
 One pass over the user's tip signals of the last 30 days, grouped by user and
 local hour, answers all five features (one query for any number of users). The
-SQL form groups the same per-hour rows further in SQL: the totals per user and
-the busiest hour by a window function (ties to the earliest hour).
+SQL form reads the per-user totals and busiest hour of the pass over the window
+that it shares with the activity group (signal_window.py).
 """
 
 from django.db.models import Count, Q, Sum
@@ -12,10 +12,9 @@ from engagement.models import Signal
 
 from ..local_time import JsonNumber, LocalHour
 from ..registry import NUMERIC, Feature, feature_group, sql_for
-from ..set_sql import as_float, one_row_per_feature, queryset_sql
+from ..set_sql import as_float, one_row_per_feature
 from . import window
-
-SERVED, FEEDBACK = "tip.served", "tip.feedback"
+from .signal_window import FEEDBACK, SERVED, signal_window_sql
 
 
 @feature_group(
@@ -72,28 +71,21 @@ def tip_hours(users, now):
     )
 
 
-@sql_for(tips)
+@sql_for(tips, reads=[signal_window_sql])
 def tips_sql(users, now):
-    hours, params = queryset_sql(tip_hours(users, now))
-    totals = ("SELECT user_id, SUM(served) AS served, SUM(feedback) AS feedback, "
-              "SUM(completed) AS completed, SUM(dismissed) AS dismissed, "
-              "SUM(dwell_sum) AS dwell_sum, SUM(dwell_n) AS dwell_n "
-              "FROM tip_hours GROUP BY user_id")
-    busiest = ("SELECT user_id, hour, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY feedback DESC, hour) "
-               "AS place FROM tip_hours WHERE feedback > 0")
+    """From the shared pass over the window (signal_window.py): totals and the busiest hour per user."""
+    window_table = signal_window_sql.name
     rows = one_row_per_feature(
         {
             "tip_volume_30d": "COALESCE(t.served, 0)",
             "completion_rate_30d": f"{as_float('t.completed')} / NULLIF(t.feedback, 0)",
             "dismiss_rate_30d": f"{as_float('t.dismissed')} / NULLIF(t.feedback, 0)",
             "mean_dwell_ms_30d": f"{as_float('t.dwell_sum')} / NULLIF(t.dwell_n, 0)",
-            "preferred_hour": "b.hour",
+            "preferred_hour": "t.busiest_hour",
         },
-        "LEFT JOIN tip_totals t ON t.user_id = u.id "
-        "LEFT JOIN tip_busiest b ON b.user_id = u.id AND b.place = 1",
+        f"LEFT JOIN {window_table} t ON t.user_id = u.id",
     )
-    return (f"WITH tip_hours AS ({hours}), tip_totals AS ({totals}), tip_busiest AS ({busiest}) {rows}",
-            params)
+    return rows, []
 
 
 def _answers(user_ids, totals) -> dict[str, dict[int, object]]:

@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.apps import apps
+from django.db import connection
 
 from campaigns.models import Message
 from engagement.models import ItemEngagement, Signal
@@ -158,3 +159,29 @@ def test_lifecycle_state_is_read_from_the_lifecycle_table():
     LIFECYCLE.objects.create(user=user, state="dormant", last_activity_at=NOW, changed_at=NOW)
     assert compute("lifecycle_state", [user, stateless]) == {user.pk: "dormant"}
 
+
+
+@pytest.mark.parametrize("tz", ["", "UTC", "Europe/Paris", "America/New_York", "Asia/Kolkata",
+                                "Pacific/Chatham", "Not/AZone"])
+def test_the_local_hour_number_gives_the_local_hour_and_day_of_every_row_on_both_databases(tz):
+    """The shared pass converts each row once (LocalHourNumber) and derives hour and day from it:
+    they must be LocalHour's and LocalDate's, across DST edges and before 1970 too."""
+    from datetime import date
+
+    from engagement.models import Signal
+    from profiles.local_time import LocalDate, LocalHour, LocalHourNumber
+
+    if tz == "Not/AZone" and connection.vendor == "postgresql":
+        pytest.skip("PostgreSQL refuses unknown zone names; they are validated when written")
+    user = EndUserFactory(timezone=tz)
+    for at in ["2026-03-08T06:59:59.999999", "2026-03-08T07:00", "2025-10-26T00:30", "2025-10-26T01:30",
+               "2026-03-19T20:45", "1969-12-31T23:30", "2026-12-31T23:59:59"]:
+        signal(user, "app.opened", datetime.fromisoformat(at).replace(tzinfo=UTC))
+    rows = (Signal.objects.filter(user=user)
+            .annotate(number=LocalHourNumber("occurred_at", "user__timezone"),
+                      hour=LocalHour("occurred_at", "user__timezone"),
+                      day=LocalDate("occurred_at", "user__timezone"))
+            .values_list("number", "hour", "day"))
+    for number, hour, day in rows:
+        assert (number % 24, date(1970, 1, 1) + timedelta(days=number // 24)) == (
+            hour, date.fromisoformat(str(day)))

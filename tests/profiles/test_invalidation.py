@@ -183,3 +183,33 @@ def registry_rebuild(now):
     from profiles.refresh import rebuild
 
     return rebuild(EndUser.objects.all(), now, batch_size=1)
+
+
+@pytest.mark.parametrize("stored_before", [True, False], ids=["stored pairs", "pairs never stored"])
+def test_an_invalidation_landing_after_the_snapshot_and_before_the_shared_pass_is_not_overwritten(
+        monkeypatch, stored_before):
+    """The shared pass over the window reads the signals after the snapshot of the stored
+    generations; an invalidation in between (its signal already in what the pass reads) must
+    still be refused, whether the pair was stored before (the conditional write) or never
+    (the plain INSERT meets the invalidation's marker and falls back to the conditional write)."""
+    from profiles import set_refresh
+
+    users = [EndUserFactory(), EndUserFactory()]
+    if stored_before:
+        get_profile(users[0], NOW)
+    original = set_refresh.stage_shared
+    later = NOW + timedelta(hours=2)
+
+    def overtaken(relation, users_in_range, now, result):
+        drop_invalidated_values([signal(users[0], "tip.served", now)], HandlerContext(now=now))
+        return original(relation, users_in_range, now, result)
+
+    monkeypatch.setattr(set_refresh, "stage_shared", overtaken)
+    result = registry_rebuild(later)
+    refused = {"tip_volume_30d"} | ANY_FEATURES
+    assert result.refused == len(refused)
+    assert set(registry.features()) - computed_names(users[0]) == refused
+    assert computed_names(users[1]) == set(registry.features())
+    row = ProfileFeatureValue.objects.get(user=users[0], name="tip_volume_30d")
+    assert (row.computed_at, row.value) == (None, None)
+    assert get_profile(users[0], later)["tip_volume_30d"].value == 1

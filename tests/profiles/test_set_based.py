@@ -224,3 +224,46 @@ def test_a_group_without_sql_goes_through_python_and_a_failing_sql_group_is_repo
 def test_a_malformed_feature_name_never_reaches_the_sql(name):
     with pytest.raises(ValueError, match="not a feature name"):
         literal(name)
+
+
+@pytest.mark.parametrize("name", ["Window", "x; DROP TABLE t", "", "a b", "1abc", "a" * 64])
+def test_a_malformed_shared_relation_name_is_refused_at_declaration(name):
+    with pytest.raises(ValueError, match="not a relation name"):
+        registry.shared_sql(name)
+
+
+def test_the_tip_and_activity_groups_share_one_pass_over_the_window_per_range(monkeypatch):
+    from profiles import set_refresh
+
+    users = [EndUserFactory() for _ in range(5)]
+    for user in users:
+        feedback(user, NOW - timedelta(hours=2), "completed")
+    readers = {g.name for g in registry.groups() for r in g.reads if r.name == "profile_signal_window"}
+    assert readers == {"tips", "activity"}
+    calls = []
+    original = set_refresh.stage_shared
+    monkeypatch.setattr(set_refresh, "stage_shared",
+                        lambda relation, *rest: calls.append(relation.name) or original(relation, *rest))
+    result = rebuild(EndUser.objects.all(), NOW, range_size=2)
+    assert calls == ["profile_signal_window"] * 3  # ranges of 2, 2 and 1 users
+    assert result.written == 5 * len(registry.features())
+    rates = ProfileFeatureValue.objects.filter(name="completion_rate_30d").values_list("value", flat=True)
+    assert set(rates) == {1.0}
+
+
+def test_a_failing_shared_pass_fails_the_groups_reading_it_and_only_those(monkeypatch):
+    from profiles.features import signal_window
+
+    EndUserFactory()
+    monkeypatch.setattr(signal_window, "_fence", lambda: "OFFSET 'nonsense'")  # the statement fails
+    result = rebuild(EndUser.objects.all(), NOW)
+    assert sorted(result.failed_groups) == ["activity", "tips"]
+    assert set(ProfileFeatureValue.objects.values_list("name", flat=True)) == {
+        "message_read_rate_30d", "top_item", "lifecycle_state"}
+
+
+def test_a_users_values_go_with_the_user_without_a_database_foreign_key():
+    user, other = EndUserFactory(), EndUserFactory()
+    rebuild(EndUser.objects.all(), NOW)
+    user.delete()
+    assert set(ProfileFeatureValue.objects.values_list("user_id", flat=True)) == {other.pk}
