@@ -6,26 +6,17 @@ only; none loads rows into Python. The `lifecycle` and `profile` leaves read
 the models named in `PULSE_BUCKET_SOURCES` (see `sources.py`).
 """
 
-from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, Subquery, Value
+from django.db.models import Count, Exists, F, OuterRef, Q, Value
 from django.db.models.functions import StrIndex
-from django.db.models.lookups import Exact, GreaterThan, GreaterThanOrEqual, LessThan, LessThanOrEqual
 
-from engagement.models import Membership, Signal, SignalTally
+from engagement.models import Membership, Signal
 
-from . import sources
+from . import sources, tallied
+from .comparisons import COMPARISONS, HOLDS_FOR_ZERO, CappedCount
 from .durations import parse_duration
 from .json_conditions import JsonCondition, json_kind
 
 LOOKUPS = {"eq": "exact", "gt": "gt", "gte": "gte", "lt": "lt", "lte": "lte"}
-HOLDS_FOR_ZERO = {
-    "eq": lambda v: v == 0, "neq": lambda v: v != 0, "gt": lambda v: False, "gte": lambda v: v <= 0,
-    "lt": lambda v: v > 0, "lte": lambda v: True,
-}
-COMPLEMENT = {"eq": "neq", "neq": "eq", "gt": "lte", "gte": "lt", "lt": "gte", "lte": "gt"}
-COMPARISONS = {
-    "eq": Exact, "gt": GreaterThan, "gte": GreaterThanOrEqual, "lt": LessThan, "lte": LessThanOrEqual,
-    "neq": lambda left, right: ~Q(Exact(left, right)),
-}
 
 
 class CriteriaUnavailable(LookupError):
@@ -59,83 +50,15 @@ def _signals(node: dict, evaluation):
 
 
 def compile_event(node: dict, evaluation) -> Q:
-    """An event leaf. Without `where` (and, for a count, without `within`) it is answered
-    from the signal tally (see `_tallied_exists`), else from the log."""
-    if not node.get("where") and not (node["check"] == "count" and node.get("within")):
-        if node["check"] == "count":
-            return _tallied_count(node, evaluation)
-        found = Q(Exists(_tallied_exists(node, evaluation)))
-        return found if node["check"] == "exists" else ~found
+    """An event leaf: from the signal tally where it answers exactly (tallied.py), else from
+    the log (a `where`, or a count within a window)."""
+    if tallied.answerable(node):
+        return tallied.condition(node, evaluation)
     signals = _signals(node, evaluation)
     if node["check"] in ("exists", "not_exists"):
         found = Q(Exists(signals.filter(user_id=OuterRef("pk"))))
         return found if node["check"] == "exists" else ~found
     return _count(signals, node["op"], node["value"], evaluation)
-
-
-# The tally (engagement.models.SignalTally) holds, per user and event name, the first and last
-# `occurred_at` and the total. The log-based meaning of a leaf is "signals with that name and
-# occurred_at <= now (and >= now - within)". For a tally row:
-#   last_at <= now            every signal is up to now: the window test is last_at >= since,
-#                             the count is total;
-#   first_at > now            none is up to now: nothing exists, the count is 0;
-#   first_at <= now < last_at (a `now` in the past, or future-dated signals) the tally cannot
-#                             tell, and that user's row reads the log: a rare second branch.
-# Without a row the user has no such signal at all. Every branch is a plain boolean (no NULL),
-# so a negation of it is exact.
-
-
-def _tally_rows(node: dict):
-    return SignalTally.objects.filter(user_id=OuterRef("pk"), name=node["event"])
-
-
-def _logged(node: dict, evaluation, since=None):
-    """The log's signals of the tally row's user (the row is the outer query) for the leaf."""
-    signals = Signal.objects.filter(user_id=OuterRef("user_id"), name=node["event"],
-                                    occurred_at__lte=evaluation.now)
-    return signals if since is None else signals.filter(occurred_at__gte=since)
-
-
-def _tallied_exists(node: dict, evaluation):
-    """Tally rows that show a signal of the leaf up to now (and within its window).
-
-    Ever: the first signal is up to now. In a window [since, now]: the last signal is at or
-    after `since` (an index range on (name, last_at)), and either it is up to now, or the
-    first one is in the window, or -- first before the window, last after now -- the log says.
-    """
-    rows, now = _tally_rows(node), evaluation.now
-    if not node.get("within"):
-        return rows.filter(first_at__lte=now)
-    since = now - parse_duration(node["within"])
-    undecided = Q(first_at__lt=since) & Q(Exists(_logged(node, evaluation, since)))
-    return rows.filter(Q(last_at__gte=since) & (
-        Q(last_at__lte=now) | (Q(first_at__lte=now) & (Q(first_at__gte=since) | undecided))))
-
-
-def _tallied_count(node: dict, evaluation) -> Q:
-    """Users whose count of the event up to now satisfies `op value`, from the tally.
-
-    A user without a row has a count of 0. So where 0 fails the comparison, the match is
-    "a row whose count satisfies it" (an EXISTS the database joins set-based, or in an OR a
-    probe of the (user_id, name) primary key); where 0 satisfies it, it is "no row whose
-    count fails it", the comparison's complement. Never NULL, so exact under a `not`.
-    """
-    op, value = node["op"], node["value"]
-    if HOLDS_FOR_ZERO[op](value):
-        return ~Q(Exists(_tally_rows(node).filter(_row_count_is(node, COMPLEMENT[op], value, evaluation))))
-    return Q(Exists(_tally_rows(node).filter(_row_count_is(node, op, value, evaluation))))
-
-
-def _row_count_is(node: dict, op: str, value: int, evaluation) -> Q:
-    """A tally row's count of signals up to now satisfies `op value` (the three cases above;
-    the undecided one counts at most `value + 1` of the log's rows, which compares alike)."""
-    now, compare = evaluation.now, COMPARISONS[op]
-    decided = Q(last_at__lte=now) & Q(compare(F("total"), value))
-    logged = _logged(node, evaluation).order_by().values("user_id")[:value + 1]
-    undecided = Q(first_at__lte=now, last_at__gt=now) & Q(compare(CappedCount(logged), value))
-    if HOLDS_FOR_ZERO[op](value):
-        return decided | Q(first_at__gt=now) | undecided
-    return decided | undecided
 
 
 def _count(signals, op: str, value: int, evaluation) -> Q:
@@ -155,13 +78,6 @@ def _count(signals, op: str, value: int, evaluation) -> Q:
         signals = signals.filter(user_id__in=evaluation.among)
     grouped = signals.order_by().values("user_id").annotate(n=Count("id"))
     return Q(pk__in=grouped.filter(**{f"n__{LOOKUPS[op]}": value}).values("user_id"))
-
-
-class CappedCount(Subquery):
-    """COUNT(*) of a (sliced) subquery's rows."""
-
-    template = "(SELECT COUNT(*) FROM (%(subquery)s) AS capped)"
-    output_field = IntegerField()
 
 
 def compile_tenant(node: dict, evaluation) -> Q:
