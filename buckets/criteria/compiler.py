@@ -72,8 +72,6 @@ def compile_condition(node: dict, evaluation: Evaluation) -> Q:
             raise InvalidCriteria("a composite needs at least one condition")
         if "all" in node:
             return reduce(and_, _conjuncts(children, evaluation))
-        if not (evaluation.negated or evaluation.disjunct) and any(map(_reads_events, children)):
-            return _union_of(children, evaluation)
         inner = replace(evaluation, disjunct=True)
         return reduce(or_, [compile_condition(child, inner) for child in children])
     if "not" in node:
@@ -82,29 +80,6 @@ def compile_condition(node: dict, evaluation: Evaluation) -> Q:
         if kind in node:
             return compile_leaf(node, evaluation)
     raise InvalidCriteria("a condition names none of the known kinds")
-
-
-def _reads_events(node) -> bool:
-    if not isinstance(node, dict):
-        return False
-    if "event" in node:
-        return True
-    inner = node.get("all", node.get("any", [node["not"]] if "not" in node else []))
-    return isinstance(inner, list) and any(map(_reads_events, inner))
-
-
-def _union_of(children: list, evaluation: Evaluation) -> Q:
-    """An `any` that reads the log or the tally, where nothing negates it or ORs it further:
-    "among the union of each child's users". In an OR the database cannot join a subquery,
-    so each child's EXISTS would be a hashed (or per-row) subplan over every user; as a
-    union, each child is its own set-based query (semi-joins) and the whole is one semi-join."""
-    branches = []
-    for child in children:
-        users = EndUser.objects.filter(compile_condition(child, evaluation))
-        if evaluation.among is not None:
-            users = users.filter(pk__in=evaluation.among)
-        branches.append(users.order_by().values("pk"))
-    return Q(pk__in=branches[0].union(*branches[1:], all=True))
 
 
 def _conjuncts(children: list, evaluation: Evaluation) -> list[Q]:
