@@ -164,6 +164,13 @@ def test_among_applies_to_counts_that_zero_satisfies(population):
     assert names(matching_users(criteria, NOW, among=among)) == {"free"}
 
 
+def test_among_applies_to_leaves_of_one_name_read_from_one_tally_row(population):
+    among = [population["int5"].pk, population["pro"].pk]
+    went_dormant = {"all": [event("app_opened"), event("app_opened", "not_exists", within="7d")]}
+    assert names(matching_users(went_dormant, NOW, among=among)) == {"int5"}
+    assert names(matching_users(went_dormant, NOW, among=[population["pro"].pk])) == set()
+
+
 def test_evaluation_runs_as_one_query_whatever_the_number_of_users(population, django_assert_num_queries):
     criteria = {"all": [OPENED_RECENTLY, {"tenant": "acme"}, prop("address.city", "exists")]}
     users = matching_users(criteria, NOW)
