@@ -14,7 +14,7 @@ from django.db.models import Q
 
 from engagement.models import EndUser
 
-from . import sources
+from . import sources, tallied
 from .leaves import LEAVES
 
 
@@ -70,12 +70,35 @@ def compile_condition(node: dict, evaluation: Evaluation) -> Q:
         children = node.get("all", node.get("any"))
         if not isinstance(children, list) or not children:
             raise InvalidCriteria("a composite needs at least one condition")
-        inner = evaluation if "all" in node else replace(evaluation, disjunct=True)
-        parts = [compile_condition(child, inner) for child in children]
-        return reduce(and_ if "all" in node else or_, parts)
+        if "all" in node:
+            return reduce(and_, _conjuncts(children, evaluation))
+        inner = replace(evaluation, disjunct=True)
+        return reduce(or_, [compile_condition(child, inner) for child in children])
     if "not" in node:
         return ~compile_condition(node["not"], replace(evaluation, negated=True))
     for kind, compile_leaf in LEAVES.items():
         if kind in node:
             return compile_leaf(node, evaluation)
     raise InvalidCriteria("a condition names none of the known kinds")
+
+
+def _conjuncts(children: list, evaluation: Evaluation) -> list[Q]:
+    """The parts of an `all`. Tally-answered event leaves of one name, one of which needs the
+    user to have a row, become one test of that row (tallied.one_row_condition); the rest
+    compile one by one, in their order."""
+    by_name: dict[str, list[dict]] = {}
+    for child in children:
+        if isinstance(child, dict) and tallied.answerable(child):
+            by_name.setdefault(child["event"], []).append(child)
+    joined = {name: nodes for name, nodes in by_name.items() if len(nodes) > 1 and any(
+        not tallied.row_test(node, evaluation).without_row for node in nodes)}
+    parts, done = [], set()
+    for child in children:
+        name = child.get("event") if isinstance(child, dict) and tallied.answerable(child) else None
+        if name in joined:
+            if name not in done:
+                parts.append(tallied.one_row_condition(joined[name], evaluation))
+                done.add(name)
+            continue
+        parts.append(compile_condition(child, evaluation))
+    return parts

@@ -6,25 +6,17 @@ only; none loads rows into Python. The `lifecycle` and `profile` leaves read
 the models named in `PULSE_BUCKET_SOURCES` (see `sources.py`).
 """
 
-from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, Subquery, Value
+from django.db.models import Count, Exists, F, OuterRef, Q, Value
 from django.db.models.functions import StrIndex
-from django.db.models.lookups import Exact, GreaterThan, GreaterThanOrEqual, LessThan, LessThanOrEqual
 
 from engagement.models import Membership, Signal
 
-from . import sources
+from . import sources, tallied
+from .comparisons import COMPARISONS, HOLDS_FOR_ZERO, CappedCount
 from .durations import parse_duration
 from .json_conditions import JsonCondition, json_kind
 
 LOOKUPS = {"eq": "exact", "gt": "gt", "gte": "gte", "lt": "lt", "lte": "lte"}
-HOLDS_FOR_ZERO = {
-    "eq": lambda v: v == 0, "neq": lambda v: v != 0, "gt": lambda v: False, "gte": lambda v: v <= 0,
-    "lt": lambda v: v > 0, "lte": lambda v: True,
-}
-COMPARISONS = {
-    "eq": Exact, "gt": GreaterThan, "gte": GreaterThanOrEqual, "lt": LessThan, "lte": LessThanOrEqual,
-    "neq": lambda left, right: ~Q(Exact(left, right)),
-}
 
 
 class CriteriaUnavailable(LookupError):
@@ -58,6 +50,10 @@ def _signals(node: dict, evaluation):
 
 
 def compile_event(node: dict, evaluation) -> Q:
+    """An event leaf: from the signal tally where it answers exactly (tallied.py), else from
+    the log (a `where`, or a count within a window)."""
+    if tallied.answerable(node):
+        return tallied.condition(node, evaluation)
     signals = _signals(node, evaluation)
     if node["check"] in ("exists", "not_exists"):
         found = Q(Exists(signals.filter(user_id=OuterRef("pk"))))
@@ -82,13 +78,6 @@ def _count(signals, op: str, value: int, evaluation) -> Q:
         signals = signals.filter(user_id__in=evaluation.among)
     grouped = signals.order_by().values("user_id").annotate(n=Count("id"))
     return Q(pk__in=grouped.filter(**{f"n__{LOOKUPS[op]}": value}).values("user_id"))
-
-
-class CappedCount(Subquery):
-    """COUNT(*) of a (sliced) subquery's rows."""
-
-    template = "(SELECT COUNT(*) FROM (%(subquery)s) AS capped)"
-    output_field = IntegerField()
 
 
 def compile_tenant(node: dict, evaluation) -> Q:

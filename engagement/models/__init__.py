@@ -5,6 +5,7 @@ from .keys import ApiKey
 from .lifecycle import LifecycleState, LifecycleTransition
 from .logins import LoginFailure
 from .loops import Calibration, CalibrationHistory, ItemEngagement
+from .signal_tally import SignalTally
 from .signals import Signal, SignalQueue
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "Membership",
     "Signal",
     "SignalQueue",
+    "SignalTally",
     "Tenant",
     "UserAlias",
 ]
