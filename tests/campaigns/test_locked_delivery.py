@@ -2,6 +2,7 @@
 under them: a second worker skips them, a dead worker's rows go back, each is written once."""
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -34,6 +35,15 @@ def _in_thread(target):
     return thread, errors
 
 
+def _wait_until_gone(backend_pid: int) -> None:
+    with connection.cursor() as cursor:
+        for _ in range(200):
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [backend_pid])
+            if not cursor.fetchone()[0]:
+                return
+            time.sleep(0.05)
+
+
 def test_a_second_worker_skips_the_messages_a_batch_holds_locked():
     make_template()
     user = EndUserFactory()
@@ -44,7 +54,7 @@ def test_a_second_worker_skips_the_messages_a_batch_holds_locked():
 
     def first_worker():  # picks two, then stays inside its transaction until told
         with transaction.atomic():
-            picked.extend(pk for pk, _ in delivery._pick(now, 2))
+            picked.extend(m.pk for m in delivery._pick(now, 2)[0])
             holding.set()
             done.wait(timeout=20)
 
@@ -65,14 +75,18 @@ def test_a_worker_that_dies_inside_its_batch_leaves_its_messages_to_be_delivered
         queue(user, idempotency_key=key)
     now = timezone.now()
 
+    backends = []
+
     def dying_worker():  # picks, then its connection goes away without a commit
         transaction.set_autocommit(False)
         delivery._pick(now, 10)
+        backends.append(connection.connection.info.backend_pid)
         connection.close()
 
     thread, errors = _in_thread(dying_worker)
     thread.join(timeout=30)
     assert not errors
+    _wait_until_gone(backends[0])  # its server process notices the closed socket a moment later
     assert deliver(now).sent == 2
     rows = list(Message.objects.values_list("status", "attempts", "lease_token"))
     assert rows == [("sent", 1, ""), ("sent", 1, "")]
