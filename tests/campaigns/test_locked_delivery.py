@@ -9,7 +9,7 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from campaigns import delivery
+from campaigns import delivery, gate
 from campaigns.models import Message
 from tests.conftest import postgres_only
 from tests.factories import EndUserFactory
@@ -123,3 +123,63 @@ def test_a_batch_transaction_is_cut_off_when_it_idles_longer_than_the_lease(sett
         delivery._limit_idle_transaction()
         cursor.execute("SHOW idle_in_transaction_session_timeout")
         assert cursor.fetchone()[0] == "42s"
+
+
+def _holding_cap_lock(user, release: threading.Event, holding: threading.Event):
+    """Another transaction holding `user`'s marketing cap lock until `release` is set."""
+    def hold():
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [gate.cap_lock_key(user.pk, "marketing")])
+            holding.set()
+            release.wait(timeout=20)
+    return _in_thread(hold)
+
+
+def test_a_batch_leaves_the_messages_whose_cap_lock_another_worker_holds_due_and_delivers_the_rest():
+    make_template()
+    held_user, free_user = EndUserFactory.create_batch(2)
+    held_id = queue(held_user, idempotency_key="held").message_id
+    queue(free_user, idempotency_key="free")
+    now = timezone.now()
+    release, holding = threading.Event(), threading.Event()
+    thread, errors = _holding_cap_lock(held_user, release, holding)
+    assert holding.wait(timeout=20)
+    first = delivery.deliver_due(now, 10)
+    release.set()
+    thread.join(timeout=30)
+    assert not errors
+    assert (first.claimed, first.sent, first.deferred, first.skipped) == (2, 1, 1, 0)
+    held_message = Message.objects.get(pk=held_id)
+    assert (held_message.status, held_message.attempts, held_message.subject) == ("queued", 0, "")
+    second = delivery.deliver_due(now, 10)
+    assert (second.sent, second.deferred) == (1, 0)
+    assert list(Message.objects.values_list("status", "attempts").distinct()) == [("sent", 1)]
+
+
+def test_a_batch_whose_every_cap_lock_is_held_waits_for_them_instead_of_deciding_nothing():
+    make_template()
+    user = EndUserFactory()
+    queue(user, idempotency_key="only")
+    now = timezone.now()
+    release, holding = threading.Event(), threading.Event()
+    thread, errors = _holding_cap_lock(user, release, holding)
+    assert holding.wait(timeout=20)
+    results = []
+    worker, worker_errors = _in_thread(lambda: results.append(delivery.deliver_due(now, 10)))
+    waiting = _wait_for_an_advisory_lock_wait()
+    release.set()
+    for started in (thread, worker):
+        started.join(timeout=30)
+    assert not errors and not worker_errors and waiting
+    assert (results[0].sent, results[0].deferred) == (1, 0)
+
+
+def _wait_for_an_advisory_lock_wait() -> bool:
+    """Whether some backend came to wait for an advisory lock (polled, up to 10 s)."""
+    with connection.cursor() as cursor:
+        for _ in range(200):
+            cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+            if cursor.fetchone()[0]:
+                return True
+            time.sleep(0.05)
+    return False
