@@ -139,7 +139,8 @@ def preferences_url(user) -> str:
 def _variant_for(version, user_locale: str) -> tuple[str, dict, list, tuple | None]:
     """(locale, variant, actions, fast plans) of `version` for a user's locale, worked out once
     per locale and version instance (versions are immutable; a batch renders few of them).
-    The plans are the three parts' fast-path plans, or None when a part has none."""
+    The fast plans are the three parts' fast-path plans and whether one of them reads the
+    preferences URL, or None when a part has no plan."""
     cache = version.__dict__.setdefault("_pulse_variants", {})
     if (found := cache.get(user_locale)) is None:
         locale = pick_locale(version.variants, user_locale, version.default_locale)
@@ -147,7 +148,8 @@ def _variant_for(version, user_locale: str) -> tuple[str, dict, list, tuple | No
         actions = [{"id": a["id"], "label": _label(a.get("labels", {}), locale, version.default_locale)}
                    for a in version.actions or []]
         plans = tuple(plan(variant.get(part) or "", html=part == "html") for part in PARTS)
-        found = cache[user_locale] = (locale, variant, actions, None if None in plans else plans)
+        fast = None if None in plans else (*plans, _reads_preferences_url(plans))
+        found = cache[user_locale] = (locale, variant, actions, fast)
     return found
 
 
@@ -168,10 +170,11 @@ def render(version, user, context: dict) -> Rendered:
 
 
 def _render_fast(plans: tuple, user, context: dict) -> tuple[str, str, str] | None:
+    """`plans`: the subject's, text's and HTML's plans, and whether any reads the preferences URL."""
+    subject_plan, text_plan, html_plan, reads_url = plans
     data = {"user": user_context(user), "context": context or {}}
-    if _reads_preferences_url(plans):
+    if reads_url:
         data["preferences_url"] = preferences_url(user)
-    subject_plan, text_plan, html_plan = plans
     if (subject := plain_render.render_plan(subject_plan, data, html=False)) is None:
         return None
     if (text := plain_render.render_plan(text_plan, data, html=False)) is None:
@@ -181,7 +184,6 @@ def _render_fast(plans: tuple, user, context: dict) -> tuple[str, str, str] | No
     return subject, text, html
 
 
-@lru_cache(maxsize=512)
 def _reads_preferences_url(plans: tuple) -> bool:
     return any(type(piece) is tuple and piece[0] == "preferences_url" for steps in plans for piece in steps)
 
