@@ -81,26 +81,35 @@ def load(token: str | None, ids: list[int]) -> list[ClaimedMessage]:
     return messages
 
 
-def pick(now: datetime, size: int) -> tuple[list[ClaimedMessage], dict[int, Preference]]:
+def pick(now: datetime, size: int, *, after: tuple | None = None
+         ) -> tuple[list[ClaimedMessage], dict[int, Preference], tuple | None]:
     """Up to `size` due messages (queued and due, or `sending` with a lapsed lease) in claim
     order, locked until the transaction ends (`FOR UPDATE OF m SKIP LOCKED` on PostgreSQL:
     rows another worker holds are passed over), with their users and the users'
     preferences (user id → preference, for those who have one): one query. The pick, the
     load and the gate's preference read were three statements before, each probing the same
-    500 rows. Template versions are not attached (`attach_versions`)."""
+    500 rows. Template versions are not attached (`attach_versions`). `after`: a claim key
+    ((next_attempt_at, id)) to continue after; the third value is the last row's key."""
     qn = connection.ops.quote_name
     lock = " FOR UPDATE OF m SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    adapt = connection.ops.adapt_datetimefield_value
+    due_at, pk = f"m.{qn('next_attempt_at')}", f"m.{qn('id')}"
+    params = [Message.Status.QUEUED, Message.Status.SENDING, adapt(now)]
+    since = ""
+    if after is not None:
+        since = f" AND ({due_at}, {pk}) > (%s, %s)"
+        params += [adapt(after[0]), after[1]]
     sql = (
-        f"SELECT {_columns()}, p.{qn('unsubscribed_all')}, p.{qn('categories')} FROM {_tables()}"
+        f"SELECT {_columns()}, p.{qn('unsubscribed_all')}, p.{qn('categories')}, {due_at} FROM {_tables()}"
         f" LEFT JOIN {qn(Preference._meta.db_table)} p ON p.{qn('user_id')} = m.{qn('user_id')}"
-        f" WHERE m.{qn('status')} IN (%s, %s) AND m.{qn('next_attempt_at')} <= %s"
-        f" ORDER BY m.{qn('next_attempt_at')}, m.{qn('id')} LIMIT %s{lock}"
+        f" WHERE m.{qn('status')} IN (%s, %s) AND {due_at} <= %s{since}"
+        f" ORDER BY {due_at}, {pk} LIMIT %s{lock}"
     )
-    params = [Message.Status.QUEUED, Message.Status.SENDING, connection.ops.adapt_datetimefield_value(now),
-              size]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return _build(cursor.fetchall(), with_preferences=True)
+        cursor.execute(sql, [*params, size])
+        rows = cursor.fetchall()
+    messages, prefs = _build(rows, with_preferences=True)
+    return messages, prefs, ((_datetime(rows[-1][18]), rows[-1][0]) if rows else None)
 
 
 def attach_versions(messages: list[ClaimedMessage]) -> None:

@@ -174,10 +174,24 @@ def test_the_pick_reads_the_same_messages_users_and_preferences_as_load_and_the_
     queue_messages([{"user_id": u.pk, "template": "tips.weekly", "idempotency_key": f"{u.pk}-{n}",
                      "context": {"n": n}} for u in users for n in range(2)], now=now - timedelta(minutes=1))
     with transaction.atomic():
-        picked, prefs = pick(now, 100)
+        picked, prefs, _last = pick(now, 100)
         attach_versions(picked)
         loaded = load(None, sorted(m.pk for m in picked))
         assert sorted(picked, key=lambda m: m.pk) == loaded
         assert gate.early_reasons(picked, prefs) == gate.early_reasons(loaded)
     reasons = gate.early_reasons(loaded)
     assert sorted(r for r in reasons.values() if r) == ["category_opt_out"] * 2 + ["unsubscribed_all"] * 2
+
+
+def test_a_pick_after_a_claim_key_takes_only_the_messages_past_it_in_claim_order(now):
+    make_template()
+    user = EndUserFactory()
+    queue_messages([{"user_id": user.pk, "template": "tips.weekly", "idempotency_key": f"k{n}"}
+                    for n in range(5)], now=now - timedelta(minutes=1))
+    with transaction.atomic():
+        first, _prefs, last = pick(now, 2)
+        rest, _prefs, end = pick(now, 10, after=last)
+        nothing, _prefs, none = pick(now, 10, after=end)
+    ids = sorted(Message.objects.values_list("pk", flat=True))
+    assert [m.pk for m in first] == ids[:2] and [m.pk for m in rest] == ids[2:]
+    assert last[1] == ids[1] and end[1] == ids[4] and nothing == [] and none is None

@@ -183,3 +183,24 @@ def _wait_for_an_advisory_lock_wait() -> bool:
                 return True
             time.sleep(0.05)
     return False
+
+
+def test_a_call_that_continued_past_a_message_left_for_its_cap_lock_comes_back_for_it():
+    make_template()
+    users = EndUserFactory.create_batch(6)
+    for user in users:
+        queue(user, idempotency_key=f"{user.pk}")
+    now = timezone.now()
+    release, holding = threading.Event(), threading.Event()
+    thread, errors = _holding_cap_lock(users[0], release, holding)
+    assert holding.wait(timeout=20)
+    results = []
+    worker, worker_errors = _in_thread(
+        lambda: results.append(delivery.deliver_messages(now=now, batch_size=2)))
+    waiting = _wait_for_an_advisory_lock_wait()  # the others sent, it waits for the last one
+    release.set()
+    for started in (thread, worker):
+        started.join(timeout=30)
+    assert not errors and not worker_errors and waiting
+    assert (results[0].sent, results[0].deferred) == (6, 1)
+    assert list(Message.objects.values_list("status", "attempts").distinct()) == [("sent", 1)]
