@@ -36,7 +36,7 @@ from django.utils import timezone
 
 from . import gate, rendering
 from .channels import Outcome, get_channel
-from .claimed import load
+from .claimed import attach_versions, load, pick
 from .id_lists import ids_match
 from .models import Message
 from .outcomes import DeliveryResult, Outcomes
@@ -84,13 +84,25 @@ def claim(now: datetime, size: int) -> tuple[str, list[int]]:
 
 def deliver_messages(*, now: datetime | None = None, batch_size: int | None = None,
                      max_batches: int | None = None) -> DeliveryResult:
-    """Deliver due messages batch by batch until none is due (or `max_batches`)."""
+    """Deliver due messages batch by batch until none is due (or `max_batches`).
+
+    Each pick continues after the last (next_attempt_at, id) the previous one took, so it
+    does not walk again the due index's entries of the messages already delivered (until
+    they are pruned each still costs a heap visit, and a backlog made every pick slower than
+    the last). When a pick comes back short (the tail is reached) the next one starts over
+    from the head, which collects what was passed over (rows another worker held, messages
+    left due for their cap lock); the call ends when a pick from the head finds nothing."""
     total = DeliveryResult()
     size = batch_size or settings.PULSE_DELIVERY_BATCH_SIZE
+    after = None
     while max_batches is None or total.batches < max_batches:
-        part = deliver_due(now or timezone.now(), size)
+        part, last = _deliver_due(now or timezone.now(), size, after)
         if not part.claimed:
-            break
+            if after is None:
+                break
+            after = None
+            continue
+        after = last if part.claimed == size else None  # a short pick reached the tail
         total.add(part)
     return total
 
@@ -98,23 +110,30 @@ def deliver_messages(*, now: datetime | None = None, batch_size: int | None = No
 def deliver_due(now: datetime, size: int) -> DeliveryResult:
     """One batch of up to `size` due messages: the in-app ones delivered under their row
     locks, the external ones leased and then sent (`deliver_batch`)."""
+    return _deliver_due(now, size, None)[0]
+
+
+def _deliver_due(now: datetime, size: int, after) -> tuple[DeliveryResult, tuple | None]:
+    """One batch, picked after the claim key `after` ((next_attempt_at, id), or None for the
+    head); the result and the claim key of the last message picked."""
     result = DeliveryResult(batches=1)
     token = uuid.uuid4().hex
     with transaction.atomic():
         _limit_idle_transaction()
-        picked = _pick(now, size)
+        picked, prefs, last = pick(now, size, after=after)
         result.claimed = len(picked)
-        stored = [pk for pk, channel in picked if get_channel(channel).stores_only]
-        external = [pk for pk, channel in picked if not get_channel(channel).stores_only]
+        stores_only = {name: get_channel(name).stores_only for name in {m.channel for m in picked}}
+        stored = sorted((m for m in picked if stores_only[m.channel]), key=lambda m: m.pk)
+        external = [m.pk for m in picked if not stores_only[m.channel]]
         if external:
             external = _lease(token, external, now)
         if stored:
-            _deliver_locked(stored, now, result)
+            _deliver_locked(stored, prefs, now, result)
     if external:
         sent = deliver_batch(token, external, now=now)
         sent.batches = sent.claimed = 0
         result.add(sent)
-    return result
+    return result, last
 
 
 def _limit_idle_transaction() -> None:
@@ -125,16 +144,11 @@ def _limit_idle_transaction() -> None:
             cursor.execute(f"SET LOCAL idle_in_transaction_session_timeout = {max(ms, 0)}")
 
 
-def _pick(now: datetime, size: int) -> list[tuple[int, str]]:
-    """(id, channel) of up to `size` due messages, locked until the transaction ends."""
-    table = connection.ops.quote_name(Message._meta.db_table)
-    skip_locked = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
-    sql = (f"SELECT id, channel FROM {table} WHERE status IN (%s, %s) AND next_attempt_at <= %s"
-           f" ORDER BY next_attempt_at, id LIMIT %s{skip_locked}")
-    params = [Status.QUEUED, Status.SENDING, connection.ops.adapt_datetimefield_value(now), size]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
+def _pick(now: datetime, size: int):
+    """(messages, preferences) of up to `size` due messages from the head, locked until the
+    transaction ends (campaigns/claimed.py `pick`)."""
+    picked, prefs, _last = pick(now, size)
+    return picked, prefs
 
 
 def _lease(token: str, ids: list[int], now: datetime) -> list[int]:
@@ -149,26 +163,33 @@ def _lease(token: str, ids: list[int], now: datetime) -> list[int]:
         return sorted(pk for (pk,) in cursor.fetchall())
 
 
-def _deliver_locked(ids: list[int], now: datetime, result: DeliveryResult) -> None:
+def _deliver_locked(messages: list, prefs: dict, now: datetime, result: DeliveryResult) -> None:
     """Gate, render and record in-app messages this transaction holds locked: one write each.
-    Inside the caller's transaction, so the cap's locks are held until the sends are recorded."""
-    messages = load(None, ids)
+    Inside the caller's transaction, so the cap's locks are held until the sends are recorded.
+    A message whose cap lock another worker holds is left as it was (still due, no attempt
+    recorded) for a later batch instead of waiting for that worker to commit."""
+    attach_versions(messages)
     outcomes = Outcomes(None, now)
-    for message in messages:
-        message.attempts += 1  # this delivery attempt; recorded with its outcome
-    reasons = gate.early_reasons(messages)
+    reasons = gate.early_reasons(messages, prefs)
     stored = []
     for message in messages:
-        if reasons[message.pk]:
-            outcomes.skip(message, reasons[message.pk])
+        message.attempts += 1  # this delivery attempt; recorded with its outcome
+        if reason := reasons[message.pk]:
+            outcomes.skip(message, reason)
         elif (rendered := _render(message, outcomes)) is not None:
             stored.append((message, rendered))
-    over = gate.over_frequency_cap([m for m, _ in stored], now=now)
+    passing = [m for m, _ in stored]
+    over, held = gate.frequency_cap(passing, now=now, wait=False)
+    caps = gate.caps_of(passing)
+    channels = {name: get_channel(name) for name in {m.channel for m in passing}}
     for message, rendered in stored:
-        if message.pk in over:
+        if message.pk in held:  # another worker holds its cap lock: left due, unwritten
+            result.deferred += 1
+        elif message.pk in over:
             outcomes.skip(message, gate.Reason.FREQUENCY_CAP)
         else:
-            _send(message, rendered, outcomes, now)
+            _send(message, rendered, outcomes, now, counted=caps[message.pk] is not None,
+                  channel=channels[message.channel])
     outcomes.flush(result)
 
 
@@ -228,15 +249,19 @@ def _render(message, outcomes: Outcomes):
         return None
 
 
-def _send(message, rendered, outcomes: Outcomes, now: datetime) -> None:
-    """Send one message; its outcome joins the batch's (no query here)."""
+def _send(message, rendered, outcomes: Outcomes, now: datetime, *, counted: bool | None = None,
+          channel=None) -> None:
+    """Send one message; its outcome joins the batch's (no query here). `counted` (whether it
+    passed a frequency cap, `gate.cap_of`) and `channel`: when the caller knows them already."""
     try:
-        outcome = get_channel(message.channel).send(message, rendered)
+        outcome = (channel or get_channel(message.channel)).send(message, rendered)
     except Exception as exc:  # noqa: BLE001 - an unexpected channel error is retried
         log.warning("event=message_send_error message_id=%s error_type=%s", message.pk, type(exc).__name__)
         outcome = Outcome(ok=False, error=f"channel error: {type(exc).__name__}", retryable=True)
     if outcome.ok:
-        outcomes.send(message, rendered, outcome.provider_id, counted=gate.cap_of(message) is not None)
+        if counted is None:
+            counted = gate.cap_of(message) is not None
+        outcomes.send(message, rendered, outcome.provider_id, counted=counted)
     elif outcome.retryable and message.attempts < settings.PULSE_MESSAGE_MAX_ATTEMPTS:
         delay = settings.PULSE_MESSAGE_RETRY_BASE * 2 ** (message.attempts - 1)
         outcomes.retry(message, outcome.error, at=now + delay)

@@ -25,9 +25,8 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, Q
 
-from .id_lists import id_in
+from .id_lists import id_in, ids_match
 from .models import Category, Message
 from .preferences import block_reason, preferences_of
 
@@ -50,10 +49,24 @@ def cap_of(message) -> tuple[int, object] | None:
     return settings.PULSE_FREQUENCY_CAPS.get(message.category)
 
 
-def early_reasons(messages: list) -> dict[int, str | None]:
+def caps_of(messages: list) -> dict[int, tuple[int, object] | None]:
+    """message id → `cap_of(message)`, worked out once per (category, source) of the batch."""
+    by_kind: dict[tuple[str, str], tuple[int, object] | None] = {}
+    caps = {}
+    for message in messages:
+        kind = (message.category, message.source)
+        if kind not in by_kind:
+            by_kind[kind] = cap_of(message)
+        caps[message.pk] = by_kind[kind]
+    return caps
+
+
+def early_reasons(messages: list, prefs: dict | None = None) -> dict[int, str | None]:
     """message id → the reason of the first lock-free step that stops it, or None.
-    One query (preferences); `messages` come with their users."""
-    prefs = preferences_of({m.user_id for m in messages})
+    `messages` come with their users; `prefs` (user id → Preference, absent for users with
+    none) when the caller read them with the batch, else one query."""
+    if prefs is None:
+        prefs = preferences_of({m.user_id for m in messages})
     return {m.pk: early_reason(m, m.user, prefs.get(m.user_id)) for m in messages}
 
 
@@ -63,22 +76,42 @@ def over_frequency_cap(messages: list, *, now: datetime) -> set[int]:
     Call it inside a transaction and record the messages that pass before it
     commits (sent with `gated_at`, or `mark_counted`): the cap's locks are held
     until then, so a racing worker counts them. Within the batch, earlier
-    messages (by id) take a user's remaining room first."""
+    messages (by id) take a user's remaining room first. It waits for locks
+    another worker holds; `frequency_cap(…, wait=False)` does not."""
+    over, _held = frequency_cap(messages, now=now, wait=True)
+    return over
+
+
+def frequency_cap(messages: list, *, now: datetime, wait: bool) -> tuple[set[int], set[int]]:
+    """(over, held): the ids of `messages` the cap stops, and with `wait=False` the ids it
+    could not decide because another transaction holds their (user, category) lock.
+
+    `wait=False` is for a batch whose messages stay due when it leaves them alone (in-app
+    messages under their row locks): rather than wait for the other worker's commit — two
+    batches of random users nearly always share a few, so waiting serialized the workers —
+    it takes the free locks and leaves the held messages for a later batch, unwritten. When
+    every lock it needs is held it waits for them all after all (it holds none then, so it
+    cannot deadlock), so a batch never passes without deciding something."""
     if not connection.in_atomic_block:
         raise RuntimeError("the frequency cap must be evaluated inside a transaction")
     groups: dict[tuple[int, str], list] = defaultdict(list)
+    caps = caps_of(messages)
     for message in sorted(messages, key=lambda m: m.pk):
-        if cap_of(message) is not None:
+        if caps[message.pk] is not None:
             groups[(message.user_id, message.category)].append(message)
     if not groups:
-        return set()
-    _lock(sorted(groups))
+        return set(), set()
+    held_keys = set() if wait else _try_lock(sorted(groups))
+    if wait or len(held_keys) == len(groups):  # wait for every lock (none is held yet)
+        _lock(sorted(groups))
+        held_keys = set()
+    held = {m.pk for key in held_keys for m in groups.pop(key)}
     counted = _counted(groups, exclude=[m.pk for group in groups.values() for m in group], now=now)
     over = set()
     for key, group in groups.items():
-        room = max(0, cap_of(group[0])[0] - counted.get(key, 0))
+        room = max(0, caps[group[0].pk][0] - counted.get(key, 0))
         over.update(m.pk for m in group[room:])
-    return over
+    return over, held
 
 
 def mark_counted(messages: list, token: str, *, now: datetime) -> None:
@@ -88,18 +121,24 @@ def mark_counted(messages: list, token: str, *, now: datetime) -> None:
 
 
 def _counted(groups: dict, *, exclude: list[int], now: datetime) -> dict[tuple[int, str], int]:
-    """(user, category) → messages that already passed the cap within its window: one query."""
-    windows = Q()
-    for category in {category for _, category in groups}:
+    """(user, category) → messages that already passed the cap within its window: one query
+    (raw: it runs once a batch, and the ORM's compiling and row building were a tenth of a
+    batch's Python time)."""
+    qn = connection.ops.quote_name
+    windows, params = [], []
+    for category in sorted({category for _, category in groups}):
         _limit, window = settings.PULSE_FREQUENCY_CAPS[category]
-        windows |= Q(category=category, gated_at__gte=now - window)
-    rows = (
-        Message.objects.filter(windows, id_in("user_id", {user for user, _ in groups}), status__in=COUNTED)
-        .exclude(id_in("id", exclude))
-        .values("user_id", "category")
-        .annotate(n=Count("id"))
-    )
-    return {(r["user_id"], r["category"]): r["n"] for r in rows if (r["user_id"], r["category"]) in groups}
+        windows.append(f"({qn('category')} = %s AND {qn('gated_at')} >= %s)")
+        params += [category, connection.ops.adapt_datetimefield_value(now - window)]
+    users, user_params = ids_match(qn("user_id"), {user for user, _ in groups})
+    own, own_params = ids_match(qn("id"), exclude)
+    sql = (f"SELECT {qn('user_id')}, {qn('category')}, COUNT(*) FROM {qn(Message._meta.db_table)}"
+           f" WHERE ({' OR '.join(windows)}) AND {users} AND {qn('status')} IN (%s, %s) AND NOT ({own})"
+           f" GROUP BY {qn('user_id')}, {qn('category')}")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *user_params, *COUNTED, *own_params])
+        rows = cursor.fetchall()
+    return {(user, category): n for user, category, n in rows if (user, category) in groups}
 
 
 # The cap's advisory-lock keys: user id × 8 + the category's code. Pulse takes no other
@@ -109,6 +148,20 @@ CATEGORY_CODES = {category: code for code, category in enumerate(Category.values
 
 def cap_lock_key(user_id: int, category: str) -> int:
     return user_id * 8 + CATEGORY_CODES[category]
+
+
+def _try_lock(keys: list[tuple[int, str]]) -> set[tuple[int, str]]:
+    """Take the cap locks of `keys` that are free, without waiting; the keys another
+    transaction holds. SQLite: none (its IMMEDIATE transaction holds the database)."""
+    if connection.vendor != "postgresql":
+        return set()
+    by_lock = {cap_lock_key(user, category): (user, category) for user, category in keys}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT k FROM unnest(%s::bigint[]) AS k WHERE NOT pg_try_advisory_xact_lock(k)",
+            ["{" + ",".join(map(str, sorted(by_lock))) + "}"],
+        )
+        return {by_lock[k] for (k,) in cursor.fetchall()}
 
 
 def _lock(keys: list[tuple[int, str]]) -> None:

@@ -29,6 +29,7 @@ class DeliveryResult:
     retried: int = 0
     failed: int = 0
     lost: int = 0  # outcomes not recorded because the lease had lapsed
+    deferred: int = 0  # in-app messages left due: another worker held their cap lock
 
     def add(self, other: "DeliveryResult") -> None:
         for name, value in asdict(other).items():

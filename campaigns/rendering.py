@@ -136,30 +136,66 @@ def preferences_url(user) -> str:
     return pattern.format(user=quote(ref, safe="")) if pattern and ref else ""
 
 
-def _variant_for(version, user_locale: str) -> tuple[str, dict, list]:
-    """(locale, variant, actions) of `version` for a user's locale, worked out once per
-    locale and version instance (versions are immutable; a batch renders few of them)."""
+def _variant_for(version, user_locale: str) -> tuple[str, dict, list, tuple | None]:
+    """(locale, variant, actions, fast plans) of `version` for a user's locale, worked out once
+    per locale and version instance (versions are immutable; a batch renders few of them).
+    The fast plans are the three parts' fast-path plans and whether one of them reads the
+    preferences URL, or None when a part has no plan."""
     cache = version.__dict__.setdefault("_pulse_variants", {})
     if (found := cache.get(user_locale)) is None:
         locale = pick_locale(version.variants, user_locale, version.default_locale)
         variant = version.variants.get(locale) or version.variants[version.default_locale]
         actions = [{"id": a["id"], "label": _label(a.get("labels", {}), locale, version.default_locale)}
                    for a in version.actions or []]
-        found = cache[user_locale] = (locale, variant, actions)
+        plans = tuple(plan(variant.get(part) or "", html=part == "html") for part in PARTS)
+        fast = None if None in plans else (*plans, _reads_preferences_url(plans))
+        found = cache[user_locale] = (locale, variant, actions, fast)
     return found
 
 
 def render(version, user, context: dict) -> Rendered:
-    """Render `version` for `user`; never raises on missing variables."""
-    locale, variant, actions = _variant_for(version, user.locale)
+    """Render `version` for `user`; never raises on missing variables.
+
+    When all three parts have a fast plan and each decides (no missing variable, nothing
+    only the engine may resolve), the message is rendered without the engine, the
+    missing-variable bookkeeping or — unless a part reads it — the preferences URL;
+    otherwise every part goes the general way (`render_source`), so the output is the same."""
+    locale, variant, actions, plans = _variant_for(version, user.locale)
+    if plans is not None and (out := _render_fast(plans, user, context)) is not None:
+        subject, text, html = out
+    else:
+        subject, text, html = _render_parts(version, variant, user, context)
+    return Rendered(locale=locale, subject=subject.strip(), text=text, html=html,
+                    actions=[dict(a) for a in actions])
+
+
+def _render_fast(plans: tuple, user, context: dict) -> tuple[str, str, str] | None:
+    """`plans`: the subject's, text's and HTML's plans, and whether any reads the preferences URL."""
+    subject_plan, text_plan, html_plan, reads_url = plans
+    data = {"user": user_context(user), "context": context or {}}
+    if reads_url:
+        data["preferences_url"] = preferences_url(user)
+    if (subject := plain_render.render_plan(subject_plan, data, html=False)) is None:
+        return None
+    if (text := plain_render.render_plan(text_plan, data, html=False)) is None:
+        return None
+    if (html := plain_render.render_plan(html_plan, data, html=True)) is None:
+        return None
+    return subject, text, html
+
+
+def _reads_preferences_url(plans: tuple) -> bool:
+    return any(type(piece) is tuple and piece[0] == "preferences_url" for steps in plans for piece in steps)
+
+
+def _render_parts(version, variant: dict, user, context: dict) -> tuple[str, str, str]:
     data = {"user": user_context(user), "context": context or {}, "preferences_url": preferences_url(user)}
     with missing_variables() as names:
-        out = {part: render_source(variant.get(part) or "", data, html=part == "html") for part in PARTS}
+        out = [render_source(variant.get(part) or "", data, html=part == "html") for part in PARTS]
     if names:
         log.info("event=template_variable_missing template_version_id=%s variables=%s",
                  version.pk, ",".join(sorted(set(names)))[:300])
-    return Rendered(locale=locale, subject=out["subject"].strip(), text=out["text"], html=out["html"],
-                    actions=[dict(a) for a in actions])
+    return out[0], out[1], out[2]
 
 
 def _label(labels: dict, locale: str, default: str) -> str:
