@@ -67,15 +67,19 @@ def claim(now: datetime, size: int) -> tuple[str, list[int]]:
     token = uuid.uuid4().hex
     lease_end = connection.ops.adapt_datetimefield_value(now + settings.PULSE_MESSAGE_LEASE)
     table = connection.ops.quote_name(Message._meta.db_table)
-    skip_locked = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    postgresql = connection.vendor == "postgresql"
+    lock, materialized = (" FOR UPDATE SKIP LOCKED", "MATERIALIZED ") if postgresql else ("", "")
+    # The pick is a CTE so it runs once: as a plain `IN (subquery)` PostgreSQL may run the
+    # `LIMIT … SKIP LOCKED` subquery again (a rescan picks again), and one claim then took
+    # more than `size` messages (as in engagement.pipeline.claim_batch).
     sql = (
-        f"UPDATE {table} SET status = %s, lease_token = %s, lease_expires_at = %s, next_attempt_at = %s,"
-        f" attempts = attempts + 1 WHERE id IN (SELECT id FROM {table}"
-        f" WHERE status IN (%s, %s) AND next_attempt_at <= %s ORDER BY next_attempt_at, id LIMIT %s"
-        f"{skip_locked}) RETURNING id"
+        f"WITH picked AS {materialized}(SELECT id FROM {table} WHERE status IN (%s, %s)"
+        f" AND next_attempt_at <= %s ORDER BY next_attempt_at, id LIMIT %s{lock})"
+        f" UPDATE {table} SET status = %s, lease_token = %s, lease_expires_at = %s, next_attempt_at = %s,"
+        f" attempts = attempts + 1 WHERE id IN (SELECT id FROM picked) RETURNING id"
     )
-    params = [Status.SENDING, token, lease_end, lease_end, Status.QUEUED, Status.SENDING,
-              connection.ops.adapt_datetimefield_value(now), size]
+    params = [Status.QUEUED, Status.SENDING, connection.ops.adapt_datetimefield_value(now), size,
+              Status.SENDING, token, lease_end, lease_end]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql, params)
         ids = sorted(pk for (pk,) in cursor.fetchall())
