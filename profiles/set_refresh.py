@@ -199,12 +199,17 @@ def write_staged(first_id: int, last_id: int, now: datetime) -> int:
 
 
 def _write(first_id: int, last_id: int, now: datetime, *, existed: bool, conditional: bool) -> int:
-    table = connection.ops.quote_name(ProfileFeatureValue._meta.db_table)
+    qn = connection.ops.quote_name
+    table = qn(ProfileFeatureValue._meta.db_table)
     at, at_param = timestamp(now)
+    # Only users still live now: one erased or merged after the stage was computed has had its
+    # values deleted by the erase or merge handler, and must not get them back from the stage.
+    live = (f"EXISTS (SELECT 1 FROM {qn(EndUser._meta.db_table)} u WHERE u.id = {STAGE}.user_id "
+            f"AND u.deleted_at IS NULL AND u.merged_into_id IS NULL)")
     sql = (
         f"INSERT INTO {table} (user_id, name, value, value_text, computed_at, generation) "
         f"SELECT user_id, name, value, value_text, {at}, generation FROM {STAGE} "
-        f"WHERE user_id >= %s AND user_id <= %s AND existed = %s "
+        f"WHERE user_id >= %s AND user_id <= %s AND existed = %s AND {live} "
         f"ORDER BY user_id, name"  # one lock order for every writer
     )
     if conditional:

@@ -213,3 +213,24 @@ def test_an_invalidation_landing_after_the_snapshot_and_before_the_shared_pass_i
     row = ProfileFeatureValue.objects.get(user=users[0], name="tip_volume_30d")
     assert (row.computed_at, row.value) == (None, None)
     assert get_profile(users[0], later)["tip_volume_30d"].value == 1
+
+
+def test_a_user_erased_while_a_set_based_rebuild_runs_gets_no_values_back(monkeypatch):
+    """The stage is computed before the erasure, the write comes after it: the erase handler
+    has deleted the user's values, and the rebuild must not write them back."""
+    from engagement.erase import erase_user
+    from profiles import set_refresh
+
+    users = [EndUserFactory(), EndUserFactory()]
+    get_profile(users[0], NOW)
+    original = set_refresh.write_staged
+
+    def erased_meanwhile(first_id, last_id, now):
+        if first_id == users[0].pk:
+            erase_user(users[0], erased_by="staff:test", now=now)
+        return original(first_id, last_id, now)
+
+    monkeypatch.setattr(set_refresh, "write_staged", erased_meanwhile)
+    registry_rebuild(NOW + timedelta(hours=2))
+    assert not ProfileFeatureValue.objects.filter(user=users[0]).exists()
+    assert computed_names(users[1]) == set(registry.features())
