@@ -66,17 +66,8 @@ def server_bound_cursor():
 def _statement(rows: Sequence[dict], token: str | None, common: dict) -> tuple[str, list]:
     qn = connection.ops.quote_name
     table = qn(Message._meta.db_table)
-    common = {**common}
-    names = []
-    for name in rows[0]:
-        if name == "id":
-            continue
-        if (value := _shared(rows, name)) is not _VARIES:
-            _literal(Message._meta.get_field(name), [value])  # the same type checks as an array
-            common[name] = value  # one constant instead of an array of equal elements
-        else:
-            names.append(name)
-    fields = [Message._meta.get_field(name) for name in names]
+    common, fields = _split_columns(rows, common)
+    names = [f.name for f in fields]
     arrays = ["%s::bigint[]"]
     aliases = ["row_id"]
     params = [array_literal(row["id"] for row in rows)]
@@ -93,9 +84,8 @@ def _statement(rows: Sequence[dict], token: str | None, common: dict) -> tuple[s
     params += [_literal(field, [row[name] for row in rows])
                for name, field in zip(names, fields, strict=True)]
     sets = [f"{qn(f.column)} = v.{alias}" for f, alias in zip(fields, aliases[values_at:], strict=True)]
-    common_fields = [(Message._meta.get_field(name), value) for name, value in common.items()]
-    sets += [f"{qn(field.column)} = %s" for field, _ in common_fields]
-    common_params = [field.get_db_prep_save(value, connection) for field, value in common_fields]
+    constant_sets, common_params = _constant_sets(common)
+    sets += constant_sets
     sql = (
         f"UPDATE {table} SET {', '.join(sets)} FROM unnest({', '.join(arrays)}) AS v({', '.join(aliases)})"
         f" WHERE {condition} RETURNING {table}.{qn('id')}"
@@ -110,29 +100,45 @@ def _recordset_statement(rows: Sequence[dict], common: dict) -> tuple[str, list]
     the array literals check them (a str for text, an int for integers, aware datetimes)."""
     qn = connection.ops.quote_name
     table = qn(Message._meta.db_table)
-    common = {**common}
-    fields = []
-    for name in rows[0]:
-        if name == "id":
-            continue
-        field = Message._meta.get_field(name)
-        if (value := _shared(rows, name)) is not _VARIES:
-            _literal(field, [value])
-            common[name] = value
-        else:
-            _check(field, [row[name] for row in rows])
-            fields.append(field)
+    common, fields = _split_columns(rows, common)
+    for field in fields:
+        _check(field, [row[field.name] for row in rows])
     record = ", ".join([f"{qn('id')} bigint"] + [f"{qn(f.name)} {f.db_type(connection)}" for f in fields])
     sets = [f"{qn(f.column)} = v.{qn(f.name)}" for f in fields]
-    common_fields = [(Message._meta.get_field(name), value) for name, value in common.items()]
-    sets += [f"{qn(field.column)} = %s" for field, _ in common_fields]
-    common_params = [field.get_db_prep_save(value, connection) for field, value in common_fields]
+    constant_sets, common_params = _constant_sets(common)
+    sets += constant_sets
     document = _records(rows, fields)
     sql = (
         f"UPDATE {table} SET {', '.join(sets)} FROM json_to_recordset(%s::json) AS v({record})"
         f" WHERE {table}.{qn('id')} = v.{qn('id')} RETURNING {table}.{qn('id')}"
     )
     return sql, [*common_params, document]
+
+
+def _split_columns(rows: Sequence[dict], common: dict) -> tuple[dict, list]:
+    """(common, varying fields) of an outcome batch: a column every row holds the same plain
+    value in joins `common`, one constant instead of an array of equal elements (checked as
+    an array of it would be); the others vary per row. `id` is the key, neither."""
+    common = {**common}
+    varying = []
+    for name in rows[0]:
+        if name == "id":
+            continue
+        field = Message._meta.get_field(name)
+        if (value := _shared(rows, name)) is not _VARIES:
+            _literal(field, [value])  # the same type checks as an array
+            common[name] = value
+        else:
+            varying.append(field)
+    return common, varying
+
+
+def _constant_sets(common: dict) -> tuple[list[str], list]:
+    """`column = %s` assignments and their parameters for the batch's constant columns."""
+    qn = connection.ops.quote_name
+    fields = [(Message._meta.get_field(name), value) for name, value in common.items()]
+    return ([f"{qn(field.column)} = %s" for field, _ in fields],
+            [field.get_db_prep_save(value, connection) for field, value in fields])
 
 
 def _check(field, values: list) -> None:
